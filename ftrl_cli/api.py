@@ -1,0 +1,333 @@
+"""The library API shared by the CLI and Python users: train, predict, evaluate, export.
+
+    from ftrl_cli import train, predict, evaluate, Config
+    summary = train(["a9a"], "model/", overrides={"alpha": 0.1})
+    metrics = evaluate("model/", ["a9a.t"])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+from . import checkpoint, metrics
+from . import kernels as K
+from .config import Config
+from .errors import ConfigError, DataError, Interrupted, ModelError
+from .model import Model
+from .progress import Reporter
+from .readers import BATCH_ROWS, InputStream, display_name, iter_libsvm
+
+
+# ---------------------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------------------
+
+def resolve_config(model_dir, *, config_file=None, overrides=None, resume=False) -> Config:
+    """Settings for a run: the model's own config on --resume, else --config FILE or the
+    defaults; explicit settings (`overrides`) win in every case."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if resume and checkpoint.has_checkpoint(model_dir):
+        base = checkpoint.read_config(model_dir)
+        changed = [k for k in Config.STRUCTURAL if k in overrides and overrides[k] != getattr(base, k)]
+        if changed:
+            k = changed[0]
+            raise ConfigError(f"--resume cannot change {k} ({getattr(base, k)!r} in {model_dir}, "
+                              f"{overrides[k]!r} given); train a new model instead")
+    elif config_file:
+        base = Config.from_json_file(config_file)
+    else:
+        base = Config()
+    try:
+        return base.replace(**overrides)
+    except TypeError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _input_ids(inputs):
+    out = []
+    for path in inputs:
+        size = None if path == "-" else (os.path.getsize(path) if os.path.isfile(path) else None)
+        out.append({"path": path, "size": size})
+    return out
+
+
+def _check_inputs(inputs, passes):
+    if not inputs:
+        raise ConfigError("no input files given")
+    if "-" in inputs and (passes > 1 or len(inputs) > 1):
+        raise ConfigError("stdin ('-') can be read once only: use it alone with --passes 1, "
+                          "or give a file")
+    for path in inputs:  # fail before any training on a missing later file
+        if path != "-":
+            InputStream(path).close()
+
+
+# ---------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag; training stops after the current batch with a checkpoint."""
+
+    def __init__(self):
+        self.signum = None
+
+    def __enter__(self):
+        self.saved = {}
+        if hasattr(signal, "SIGTERM") and _in_main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self.saved[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, h in self.saved.items():
+            signal.signal(s, h)
+
+
+def _in_main_thread():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def train(inputs, model_dir, config: Config | None = None, *, config_file=None, overrides=None,
+          resume: bool = False, force: bool = False, reporter: Reporter | None = None,
+          batch_rows: int = BATCH_ROWS) -> dict:
+    """Train on libsvm inputs and write model_dir (config.json + checkpoints).
+
+    resume: continue from model_dir's newest checkpoint: an unfinished run picks up at its
+    recorded input position; a finished one trains further on `inputs`.
+    Returns a summary dict (examples, passes, progressive logloss, seconds, ...).
+    """
+    reporter = reporter or Reporter()
+    inputs = list(inputs)
+    model_dir = os.fspath(model_dir)
+    if config is None:
+        config = resolve_config(model_dir, config_file=config_file, overrides=overrides, resume=resume)
+    _check_inputs(inputs, config.passes)
+
+    meta = None
+    if resume and os.path.isdir(model_dir) and checkpoint.has_checkpoint(model_dir):
+        model, meta = checkpoint.load(model_dir, config, warn=reporter.warn)
+    else:
+        if resume:
+            reporter.log(f"{model_dir}: no checkpoint yet; starting from the beginning")
+        elif os.path.isdir(model_dir) and checkpoint.has_checkpoint(model_dir) and not force:
+            raise ConfigError(f"{model_dir} already holds a model: use --resume to continue it, "
+                              "--force to replace it, or another -m directory")
+        elif force and os.path.isdir(model_dir):
+            _clear_model_dir(model_dir)
+        model = Model(config)
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+    except OSError as e:
+        raise ModelError(f"{model_dir}: cannot create model directory ({e.strerror or e})") from None
+    checkpoint.write_config(model_dir, config)
+
+    input_ids = _input_ids(inputs)
+    meta = _start_run(meta, input_ids, config)
+    run = meta["run"]
+    every = config.checkpoint_every
+    rows_per_batch = min(batch_rows, every) if every else batch_rows
+    y = np.empty(rows_per_batch)
+    iw = np.ones(rows_per_batch)
+    margins = np.empty(rows_per_batch)
+    t0 = time.perf_counter()
+    start_examples = meta["examples_seen"]
+    features = 0
+    since_ckpt = 0
+
+    with _StopFlag() as stop:
+        try:
+            for p in range(run["pass"], config.passes):
+                for i in range(run["file"], len(inputs)):
+                    path = inputs[i]
+                    size = input_ids[i]["size"]
+                    reporter.start(f"pass {p + 1}/{config.passes} {display_name(path)}", size)
+                    for b in iter_libsvm(path, start_offset=run["offset"], start_line=run["line"],
+                                         batch_rows=rows_per_batch):
+                        n = b.rows
+                        np.greater(b.labels, 0.0, out=y[:n])
+                        loss = model.learn(b.indptr, b.ids, b.values, y[:n], iw[:n], b.max_id, margins[:n])
+                        run["loss_sum"] += loss
+                        run["examples"] += n
+                        meta["examples_seen"] += n
+                        features += len(b.ids)
+                        since_ckpt += n
+                        run["offset"], run["line"] = b.end_offset, b.end_line
+                        reporter.advance(b.raw_bytes, n, loss)
+                        if stop.signum is not None or (every and since_ckpt >= every):
+                            checkpoint.save(model_dir, model, meta)
+                            since_ckpt = 0
+                            if stop.signum is not None:
+                                code = 130 if stop.signum == signal.SIGINT else 143
+                                raise Interrupted(
+                                    f"interrupted: checkpoint written after {meta['examples_seen']:,} "
+                                    f"examples; continue with --resume", code)
+                    reporter.end_input()
+                    run.update(file=i + 1, offset=0, line=0)
+                meta["history"].append({"pass": meta["passes_done"] + 1, "examples": run["examples"],
+                                        "logloss": run["loss_sum"] / max(run["examples"], 1)})
+                meta["passes_done"] += 1
+                run.update(**{"pass": p + 1, "file": 0, "examples": 0, "loss_sum": 0.0})
+            meta["finished"] = True
+            checkpoint.save(model_dir, model, meta)
+        finally:
+            reporter.close()
+
+    seconds = time.perf_counter() - t0
+    examples = meta["examples_seen"] - start_examples
+    passes_run = [h for h in meta["history"] if h["pass"] > meta["passes_done"] - config.passes]
+    summary = {
+        "model_dir": model_dir,
+        "examples": examples,
+        "examples_seen": meta["examples_seen"],
+        "passes": config.passes,
+        "progressive_logloss": passes_run[0]["logloss"] if passes_run else None,
+        "last_pass_logloss": passes_run[-1]["logloss"] if passes_run else None,
+        "features": features,
+        "seconds": seconds,
+        "rows_per_second": examples / seconds if seconds > 0 else None,
+        "table_slots": model.size,
+        "hashed_collisions": model.collisions(),
+    }
+    if model.alias.size and not model.alias_overflow:
+        reporter.warn(f"feature ids >= 2**{config.bits} were hashed into the table; "
+                      f"{summary['hashed_collisions']} slot(s) are shared; raise --bits to avoid it")
+    return summary
+
+
+def _start_run(meta, input_ids, config):
+    """Meta for this run: continue an unfinished run, or begin a new one."""
+    fresh_run = {"inputs": input_ids, "passes": config.passes, "pass": 0, "file": 0,
+                 "offset": 0, "line": 0, "examples": 0, "loss_sum": 0.0}
+    if meta is None:
+        return {"examples_seen": 0, "passes_done": 0, "history": [], "finished": False,
+                "run": fresh_run}
+    if not meta.get("finished"):
+        old = meta["run"]
+        if [e["path"] for e in old["inputs"]] != [e["path"] for e in input_ids]:
+            raise ConfigError("the checkpoint is of an unfinished run on "
+                              f"{', '.join(e['path'] for e in old['inputs'])}; resume it with the same "
+                              "inputs (or start a new model)")
+        for a, b in zip(old["inputs"], input_ids):
+            if a["size"] != b["size"]:
+                raise ConfigError(f"{b['path']} changed since the checkpoint was written "
+                                  f"({a['size']} bytes then, {b['size']} now); cannot resume mid-file")
+            if a["path"] == "-":
+                raise ConfigError("the unfinished run read stdin, which cannot be replayed; "
+                                  "start a new model")
+        if old["passes"] != config.passes:
+            raise ConfigError(f"the unfinished run was for --passes {old['passes']}; "
+                              f"resume it with the same value")
+        return meta
+    meta = dict(meta, finished=False, run=fresh_run)
+    return meta
+
+
+def _clear_model_dir(model_dir):
+    for name in os.listdir(model_dir):
+        if name in (checkpoint.MANIFEST, checkpoint.CONFIG) or (
+                name.startswith("ckpt-") and name.endswith(".npz")):
+            os.unlink(os.path.join(model_dir, name))
+
+
+# ---------------------------------------------------------------------------------------
+# predict / evaluate / export
+# ---------------------------------------------------------------------------------------
+
+def load_model(model_dir) -> Model:
+    model, _ = checkpoint.load(model_dir)
+    return model
+
+
+def iter_margins(model: Model, inputs, reporter: Reporter | None = None):
+    """Yield (margins, labels) per batch, in input order."""
+    reporter = reporter or Reporter()
+    w = model.weights()
+    bias_w = model.bias_weight()
+    for path in inputs:
+        reporter.start(display_name(path), _input_ids([path])[0]["size"])
+        for b in iter_libsvm(path):
+            m = model.margins(b.indptr, b.ids, b.values, w, bias_w)
+            reporter.advance(b.raw_bytes, b.rows, 0.0)
+            yield m, b.labels
+        reporter.end_input()
+
+
+def predict(model_dir, inputs, out=None, *, raw: bool = False, reporter: Reporter | None = None) -> int:
+    """Write one probability (or margin with raw) per row to the binary stream `out`
+    (stdout by default), in input order, each printed to round-trip exactly."""
+    inputs = list(inputs)
+    _check_inputs(inputs, 1)
+    model = load_model(model_dir)
+    out = out or sys.stdout.buffer
+    count = 0
+    try:
+        for m, _ in iter_margins(model, inputs, reporter):
+            if not raw:
+                p = np.empty_like(m)
+                K.sigmoid_array(m, p)
+                m = p
+            if len(m):
+                out.write(("\n".join(map(repr, m.tolist())) + "\n").encode())
+            count += len(m)
+    finally:
+        if reporter:
+            reporter.close()
+    return count
+
+
+def evaluate(model_dir, inputs, *, threshold: float = 0.5, reporter: Reporter | None = None) -> dict:
+    """Metrics of the model on labelled inputs: n, logloss, auc, accuracy, positive_rate."""
+    inputs = list(inputs)
+    _check_inputs(inputs, 1)
+    model = load_model(model_dir)
+    ms, ys = [], []
+    try:
+        for m, labels in iter_margins(model, inputs, reporter):
+            ms.append(m)
+            ys.append((labels > 0).astype(np.float64))
+    finally:
+        if reporter:
+            reporter.close()
+    m = np.concatenate(ms) if ms else np.empty(0)
+    y = np.concatenate(ys) if ys else np.empty(0)
+    return metrics.summary(m, y, threshold)
+
+
+def export(model_dir, out=None) -> int:
+    """Write `feature<TAB>weight` for every nonzero weight, then `bias<TAB>weight`.
+
+    Features are named by their id in the data; slots shared by hashed ids list every id
+    seen there joined by '+'. Weights print with repr(), which parses back exactly.
+    """
+    model = load_model(model_dir)
+    out = out or sys.stdout.buffer
+    lines = [f"{name}\t{w!r}" for name, w in model.named_weights()]
+    lines.append(f"bias\t{model.bias_weight()!r}")
+    out.write(("\n".join(lines) + "\n").encode())
+    return len(lines)
+
+
+@contextlib.contextmanager
+def output_stream(path):
+    """stdout for None or '-', else an atomic writer: the file appears only when complete."""
+    if path in (None, "-"):
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    try:
+        with checkpoint.atomic_writer(path) as f:
+            yield f
+    except OSError as e:
+        raise DataError(f"{path}: cannot write ({e.strerror or e})") from None

@@ -1,0 +1,182 @@
+"""The model directory on disk, written so that nothing is ever half-written.
+
+    model/
+      config.json         every resolved setting + format and package versions
+      ckpt-000007.npz     state: z/n table, bias, aliases, and a JSON `meta` record
+      manifest.json       the list of good checkpoints with sha256; written last
+
+Every file goes to a temp file beside its target, is fsynced, then os.replace()d. A
+checkpoint exists only once the manifest names it. Loading verifies the checksum, the
+shapes and dtypes, and the format version, and never unpickles (allow_pickle=False).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from .config import FORMAT_VERSION, Config
+from .errors import ConfigError, ModelError
+from .model import Model
+
+MANIFEST = "manifest.json"
+CONFIG = "config.json"
+MODEL_FORMAT = "ftrl-model"
+
+
+@contextlib.contextmanager
+def atomic_writer(path, mode="wb"):
+    """Write to a temp file beside `path`; fsync and rename it over `path` on success."""
+    path = os.fspath(path)
+    d = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=d)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        dfd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def write_bytes(path, data: bytes) -> None:
+    try:
+        with atomic_writer(path) as f:
+            f.write(data)
+    except OSError as e:
+        raise ModelError(f"{path}: write failed ({e.strerror or e}); the previous file is intact") from None
+
+
+def write_config(model_dir, config: Config) -> None:
+    write_bytes(os.path.join(model_dir, CONFIG), config.to_json().encode())
+
+
+def read_config(model_dir) -> Config:
+    path = os.path.join(model_dir, CONFIG)
+    if not os.path.exists(path):
+        raise ModelError(f"{model_dir}: not a model directory (no {CONFIG}); train one with `ftrl train DATA -m {model_dir}`")
+    try:
+        return Config.from_json_file(path)
+    except ConfigError as e:
+        raise ModelError(str(e)) from None
+
+
+def read_manifest(model_dir) -> dict:
+    path = os.path.join(model_dir, MANIFEST)
+    try:
+        with open(path, encoding="utf-8") as f:
+            m = json.load(f)
+    except FileNotFoundError:
+        return {"format": MODEL_FORMAT, "format_version": FORMAT_VERSION, "checkpoints": []}
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{path}: unreadable manifest ({e})") from None
+    if not isinstance(m, dict) or m.get("format") != MODEL_FORMAT:
+        raise ModelError(f"{path}: not an ftrl model manifest")
+    if not isinstance(m.get("format_version"), int) or m["format_version"] > FORMAT_VERSION:
+        raise ModelError(f"{path}: model format {m.get('format_version')!r} is newer than this ftrl "
+                         f"reads ({FORMAT_VERSION}); upgrade ftrl")
+    return m
+
+
+def has_checkpoint(model_dir) -> bool:
+    return bool(read_manifest(model_dir)["checkpoints"])
+
+
+def save(model_dir, model: Model, meta: dict) -> str:
+    """Write a new checkpoint, then the manifest naming it; prune beyond keep_checkpoints."""
+    from . import __version__
+
+    manifest = read_manifest(model_dir)
+    entries = manifest["checkpoints"]
+    seq = 1 + max((e["seq"] for e in entries), default=0)
+    name = f"ckpt-{seq:06d}.npz"
+    buf = io.BytesIO()
+    meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
+    np.savez(buf, zn=model.zn, bias_zn=model.bias_zn, alias=model.alias, meta=meta_bytes)
+    data = buf.getvalue()
+    write_bytes(os.path.join(model_dir, name), data)
+    entries.append({"seq": seq, "file": name, "sha256": hashlib.sha256(data).hexdigest(),
+                    "bytes": len(data), "examples_seen": meta.get("examples_seen"),
+                    "finished": bool(meta.get("finished")),
+                    "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    keep = model.config.keep_checkpoints
+    dropped, entries = entries[:-keep], entries[-keep:]
+    manifest.update({"format": MODEL_FORMAT, "format_version": FORMAT_VERSION,
+                     "package_version": __version__, "checkpoints": entries})
+    write_bytes(os.path.join(model_dir, MANIFEST),
+                (json.dumps(manifest, indent=2) + "\n").encode())
+    for e in dropped:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(model_dir, e["file"]))
+    return name
+
+
+def _load_entry(model_dir, entry, config: Config):
+    path = os.path.join(model_dir, entry["file"])
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read checkpoint ({e.strerror or e})") from None
+    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        raise ModelError(f"{path}: checksum mismatch (truncated or corrupted checkpoint)")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("zn", "bias_zn", "alias", "meta")}
+        meta = json.loads(arrays["meta"].tobytes().decode())
+    except (KeyError, ValueError, OSError) as e:
+        raise ModelError(f"{path}: not a valid checkpoint ({e})") from None
+    zn, bias_zn, alias = arrays["zn"], arrays["bias_zn"], arrays["alias"]
+    dt = np.dtype(config.dtype)
+    size = zn.shape[0] if zn.ndim == 2 else -1
+    if (zn.ndim != 2 or zn.shape[1] != 2 or zn.dtype != dt or size < 1 or size & (size - 1)
+            or size > (1 << config.bits) or bias_zn.shape != (2,) or bias_zn.dtype != dt
+            or alias.ndim != 2 or alias.shape[1] != 2 or alias.dtype != np.int64):
+        raise ModelError(f"{path}: state arrays do not match config.json "
+                         f"(table {zn.shape} {zn.dtype}, expected (2**k <= 2**{config.bits}, 2) {dt})")
+    return Model(config, zn=zn, bias_zn=bias_zn, alias=alias), meta
+
+
+def load(model_dir, config: Config | None = None, *, fallback: bool = True, warn=None):
+    """Load the newest good checkpoint: returns (Model, meta).
+
+    With fallback, a damaged newest checkpoint is reported through warn() and the next
+    older good one is used.
+    """
+    if not os.path.isdir(model_dir):
+        raise ModelError(f"{model_dir}: no such model directory")
+    config = config or read_config(model_dir)
+    entries = read_manifest(model_dir)["checkpoints"]
+    if not entries:
+        raise ModelError(f"{model_dir}: holds no checkpoint yet")
+    last_error = None
+    for entry in reversed(entries):
+        try:
+            model, meta = _load_entry(model_dir, entry, config)
+        except ModelError as e:
+            if not fallback:
+                raise
+            last_error = e
+            if warn:
+                warn(f"{e}; trying an older checkpoint")
+            continue
+        if last_error and warn:
+            warn(f"using checkpoint {entry['file']} ({entry.get('examples_seen')} examples)")
+        return model, meta
+    raise last_error

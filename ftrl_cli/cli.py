@@ -1,0 +1,202 @@
+"""The `ftrl` command: parse options, call the library (api.py), print. Nothing else.
+
+Exit codes: 0 success; 1 bad input data or I/O error; 2 bad usage or settings;
+3 missing or damaged model directory; 130/143 interrupted by SIGINT/SIGTERM (a checkpoint
+was written; continue with --resume).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import sys
+
+import click
+
+from . import __version__, api
+from .errors import FtrlError
+from .progress import make_reporter
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _fail(message: str, code: int):
+    click.echo(f"ftrl: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn):
+    """Library errors become one line on stderr and an exit code; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FtrlError as e:
+            _fail(str(e), e.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except BrokenPipeError:  # e.g. `ftrl predict ... | head`
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
+        except MemoryError:
+            _fail("out of memory; lower --bits or use --dtype float32", 1)
+
+    return wrapper
+
+
+def _print_json(obj):
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in obj.items()}
+    click.echo(json.dumps(clean, sort_keys=False))
+
+
+model_option = click.option("-m", "--model-dir", "model_dir", required=True,
+                            type=click.Path(file_okay=False), help="Model directory.")
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress or log output on stderr.")
+inputs_argument = click.argument("inputs", nargs=-1, required=True, metavar="DATA...")
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, prog_name="ftrl")
+def main():
+    """Sparse logistic regression with FTRL-Proximal, from the shell.
+
+    Data is libsvm/svmlight text (plain, .gz, .bz2, .xz, .zst, or '-' for stdin).
+
+    \b
+    Example:
+      ftrl train train.svm -m model/
+      ftrl eval -m model/ test.svm
+    """
+
+
+# Settings flags: name -> (click type, help). Defaults live in config.Config only.
+_SETTINGS = [
+    ("alpha", float, "Learning rate alpha: eta_i = alpha / (beta + sqrt(n_i)).  [default: 0.1]"),
+    ("beta", float, "Smoothing beta of the per-coordinate rate.  [default: 1]"),
+    ("l1", float, "L1 strength lambda1 (exact zeros).  [default: 1]"),
+    ("l2", float, "L2 strength lambda2, penalty l2/2 * w^2 (paper convention).  [default: 1]"),
+    ("l2-shrinkage", float, "Keras/TF L2 shrinkage: adds 2*s*w to the gradient in z.  [default: 0]"),
+    ("lr-power", float, "Rate exponent: n^(-lr_power) replaces sqrt(n).  [default: -0.5]"),
+    ("initial-accumulator", float, "Initial n_i (Keras initial_accumulator_value).  [default: 0]"),
+    ("bias-l1", float, "L1 for the bias.  [default: same as --l1]"),
+    ("bias-l2", float, "L2 for the bias.  [default: same as --l2]"),
+    ("bits", int, "Table capacity 2**bits; larger ids are hashed into it.  [default: 24]"),
+    ("dtype", click.Choice(["float64", "float32"]), "Precision of the state.  [default: float64]"),
+    ("passes", int, "Passes over the inputs.  [default: 1]"),
+    ("checkpoint-every", int, "Write a checkpoint every N examples (0: at the end).  [default: 0]"),
+    ("keep-checkpoints", int, "Checkpoints kept in the model directory.  [default: 3]"),
+]
+
+
+def settings_options(fn):
+    for name, typ, help_ in reversed(_SETTINGS):
+        fn = click.option(f"--{name}", name.replace("-", "_"), type=typ, default=None, help=help_)(fn)
+    fn = click.option("--bias/--no-bias", "bias", default=None,
+                      help="Learn a bias (a feature of value 1 in every row).  [default: on]")(fn)
+    return fn
+
+
+@main.command()
+@inputs_argument
+@model_option
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Read settings from a config.json (e.g. another model's); flags override it.")
+@click.option("--resume", is_flag=True, help="Continue from the model directory's last checkpoint.")
+@click.option("--force", is_flag=True, help="Replace an existing model in the directory.")
+@settings_options
+@quiet_option
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
+@handle_errors
+def train(inputs, model_dir, config_file, resume, force, quiet, as_json, **settings):
+    """Train a model on DATA (files in order, or '-' for stdin).
+
+    \b
+    Example:
+      ftrl train a9a -m model/ --alpha 0.1 --l1 1
+      ftrl train more.svm -m model/ --resume
+      zcat big.svm.gz | ftrl train - -m model/
+    """
+    if resume and config_file:
+        raise click.UsageError("--resume takes its settings from the model; drop --config")
+    reporter = make_reporter(quiet)
+    s = api.train(inputs, model_dir, config_file=config_file, overrides=settings,
+                  resume=resume, force=force, reporter=reporter)
+    if as_json:
+        _print_json(s)
+    elif not quiet:
+        loss = s["progressive_logloss"]
+        click.echo(
+            f"trained {s['examples']:,} examples x {s['passes']} pass(es) in {s['seconds']:.2f}s "
+            f"({(s['rows_per_second'] or 0):,.0f} rows/s); progressive logloss "
+            f"{loss if loss is None else format(loss, '.6f')}; model in {model_dir}", err=True)
+
+
+@main.command()
+@model_option
+@inputs_argument
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write here (atomically) instead of stdout.")
+@click.option("--raw", is_flag=True, help="Print margins (log-odds) instead of probabilities.")
+@quiet_option
+@handle_errors
+def predict(model_dir, inputs, output, raw, quiet):
+    """Print one probability per row of DATA, in input order.
+
+    \b
+    Example:
+      ftrl predict -m model/ test.svm > p.txt
+    """
+    with api.output_stream(output) as out:
+        api.predict(model_dir, inputs, out, raw=raw, reporter=make_reporter(quiet or output is None))
+
+
+@main.command(name="eval")
+@model_option
+@inputs_argument
+@click.option("--threshold", type=float, default=0.5, show_default=True,
+              help="Probability at or above which a row is called positive (accuracy).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
+@quiet_option
+@handle_errors
+def eval_(model_dir, inputs, threshold, as_json, quiet):
+    """Score the model on labelled DATA: logloss, AUC, accuracy, count, positive rate.
+
+    \b
+    Example:
+      ftrl eval -m model/ test.svm --json
+    """
+    r = api.evaluate(model_dir, inputs, threshold=threshold, reporter=make_reporter(True))
+    if as_json:
+        _print_json(r)
+        return
+    rows = [("n", f"{r['n']:,}"), ("logloss", f"{r['logloss']:.6f}"), ("auc", f"{r['auc']:.6f}"),
+            (f"accuracy@{threshold:g}", f"{r['accuracy']:.6f}"),
+            ("positive_rate", f"{r['positive_rate']:.6f}"),
+            ("mean_prediction", f"{r['mean_prediction']:.6f}")]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        click.echo(f"{k:<{width}}  {v:>12}")
+
+
+@main.command()
+@model_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write here (atomically) instead of stdout.")
+@handle_errors
+def export(model_dir, output):
+    """Write the model as TSV: `feature<TAB>weight` per nonzero weight, then `bias<TAB>w`.
+
+    \b
+    Example:
+      ftrl export -m model/ -o weights.tsv
+    """
+    with api.output_stream(output) as out:
+        api.export(model_dir, out)
+
+
+if __name__ == "__main__":
+    main()

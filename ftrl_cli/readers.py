@@ -1,0 +1,269 @@
+"""Input: open files (plain, gzip, bzip2, xz, zstd, or stdin as `-`) and stream libsvm
+text as CSR batches parsed inside Numba. Nothing is done per line in Python.
+
+Rules (see README "Input format"):
+- a line is `label [qid:N] id:value ...  [# comment]`; blank and comment lines are skipped;
+- the label is any number; a row is positive when label > 0 (so 0/1, -1/+1 and 1/2 work);
+- feature ids are used as written (no shift): a zero-based and a one-based file both work,
+  and `ftrl export` prints the ids of the data;
+- within a row, ids may come in any order; a repeated id adds its values (x is a vector);
+  values equal to 0 are dropped.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import re
+import sys
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import kernels as K
+from .errors import DataError
+
+CHUNK_BYTES = 8 << 20  # read buffer; grows for longer lines up to MAX_LINE_BYTES
+MAX_LINE_BYTES = 256 << 20
+BATCH_ROWS = 1 << 16
+BATCH_NNZ = 1 << 21
+MAX_SLOW = 4096
+
+_MESSAGES = {
+    K.ERR_LABEL: "label {tok} is not a number; each line must start with a numeric label (1/0, +1/-1)",
+    K.ERR_INDEX: "feature {tok} is not id:value with a non-negative integer id",
+    K.ERR_NO_VALUE: "feature {tok} has no value; write id:value (e.g. 7:1)",
+    K.ERR_VALUE: "feature value in {tok} is not a number",
+    K.ERR_INDEX_RANGE: "feature id in {tok} is too large (ids must be < 2**62)",
+    K.ERR_BYTE: "unexpected byte {byte} (only ASCII is allowed outside # comments; is this a text libsvm file?)",
+    K.ERR_NO_LABEL: "line starts with the feature {tok}: the label is missing",
+    K.ERR_NAN: "{what} {tok} is not a finite number",
+}
+
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"PAR1", "parquet"),
+)
+
+
+@dataclass
+class Batch:
+    """A CSR batch. Arrays are views into reused buffers: valid until the next batch."""
+
+    labels: np.ndarray  # float64[rows], as written
+    indptr: np.ndarray  # int64[rows + 1]
+    ids: np.ndarray  # int64[nnz], feature ids as written
+    values: np.ndarray  # float64[nnz]
+    max_id: int  # -1 when the batch has no features
+    end_offset: int  # bytes of (decompressed) input consumed after this batch
+    end_line: int  # lines consumed after this batch
+    raw_bytes: int  # bytes of the file on disk read so far (progress)
+
+    @property
+    def rows(self) -> int:
+        return len(self.labels)
+
+
+def display_name(path: str) -> str:
+    return "<stdin>" if path == "-" else path
+
+
+class InputStream:
+    """A binary stream over a path, decompressing by magic bytes. Use as a context manager."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.name = display_name(path)
+        self._raw = None
+        try:
+            if path == "-":
+                self._raw = sys.stdin.buffer
+                head = self._raw.peek(8)[:8] if hasattr(self._raw, "peek") else b""
+            else:
+                if os.path.isdir(path):
+                    raise DataError(f"{path}: is a directory, not a data file")
+                self._raw = open(path, "rb")
+                head = self._raw.read(8)
+                self._raw.seek(0)
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file") from None
+        except PermissionError:
+            raise DataError(f"{path}: permission denied") from None
+        except OSError as e:
+            raise DataError(f"{path}: cannot open ({e.strerror or e})") from None
+        self.kind = "text"
+        for magic, kind in _MAGIC:
+            if head.startswith(magic):
+                self.kind = kind
+        if self.kind == "parquet":
+            self.close()
+            raise DataError(f"{self.name}: this is a Parquet file, not libsvm text")
+        self.size = os.fstat(self._raw.fileno()).st_size if path != "-" else 0
+        if self.kind == "gzip":
+            self.f = gzip.GzipFile(fileobj=self._raw, mode="rb")
+        elif self.kind == "bzip2":
+            self.f = bz2.BZ2File(self._raw, mode="rb")
+        elif self.kind == "xz":
+            self.f = lzma.LZMAFile(self._raw, mode="rb")
+        elif self.kind == "zstd":
+            import pyarrow as pa  # zstd without another dependency
+
+            self.f = pa.CompressedInputStream(pa.PythonFile(self._raw, mode="r"), "zstd")
+        else:
+            self.f = self._raw
+
+    def raw_pos(self) -> int:
+        try:
+            return self._raw.tell()
+        except (OSError, ValueError):
+            return 0
+
+    def readinto(self, mv) -> int:
+        try:
+            return self.f.readinto(mv)
+        except EOFError:
+            raise DataError(f"{self.name}: {self.kind} stream ends early (truncated file?)") from None
+        except (OSError, zlib.error, lzma.LZMAError, ValueError) as e:
+            if self.kind == "text":
+                raise DataError(f"{self.name}: read error ({e})") from None
+            raise DataError(f"{self.name}: corrupt {self.kind} data ({e})") from None
+
+    def skip(self, nbytes: int) -> None:
+        """Advance nbytes into the decompressed stream (resume)."""
+        if nbytes <= 0:
+            return
+        if self.kind == "text" and self.path != "-":
+            self.f.seek(nbytes)
+            return
+        scratch = bytearray(1 << 20)
+        mv = memoryview(scratch)
+        left = nbytes
+        while left > 0:
+            got = self.readinto(mv[: min(left, len(scratch))])
+            if got == 0:
+                raise DataError(f"{self.name}: ends before the resume position (byte {nbytes})")
+            left -= got
+
+    def close(self):
+        if self._raw is not None and self._raw is not sys.stdin.buffer:
+            self._raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+_TOKEN = re.compile(rb"[^\s#]*")
+
+
+def _full_token(buf: np.ndarray, pos: int, end: int) -> bytes:
+    """The bytes from pos up to the next blank, newline or '#'."""
+    stop = pos
+    while stop < end and int(buf[stop]) not in b" \t\r\n\x0b\x0c#":
+        stop += 1
+    return bytes(buf[pos:stop])
+
+
+def _token(buf: np.ndarray, pos: int, end: int) -> bytes:
+    """The token at pos, shortened for messages."""
+    t = _TOKEN.match(bytes(buf[pos:min(end, pos + 41)])).group(0)
+    return t if len(t) <= 40 else t[:40] + b"..."
+
+
+def _error(name, code, buf, err_pos, line_start, end, line_no, what="value"):
+    tok = _token(buf, err_pos, end)
+    msg = _MESSAGES.get(code, "cannot parse").format(
+        tok=repr(tok.decode("ascii", "backslashreplace")), byte=f"0x{buf[err_pos]:02x}", what=what
+    )
+    col = err_pos - line_start + 1
+    return DataError(f"{name}:{line_no}:{col}: {msg}")
+
+
+def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
+                batch_rows: int = BATCH_ROWS, batch_nnz: int = BATCH_NNZ,
+                chunk_bytes: int = CHUNK_BYTES, max_line_bytes: int = MAX_LINE_BYTES):
+    """Yield Batches of at most batch_rows rows from one libsvm input.
+
+    start_offset/start_line resume inside the (decompressed) stream at a row boundary.
+    """
+    with InputStream(path) as src:
+        src.skip(start_offset)
+        name = src.name
+        buf = np.empty(chunk_bytes, np.uint8)
+        labels = np.empty(batch_rows, np.float64)
+        indptr = np.empty(batch_rows + 1, np.int64)
+        ids = np.empty(batch_nnz, np.int64)
+        values = np.empty(batch_nnz, np.float64)
+        slow = np.empty((MAX_SLOW, 3), np.int64)
+        filled = 0  # valid bytes in buf
+        pos = 0  # first unparsed byte
+        offset = start_offset  # stream offset of buf[0]
+        line = start_line  # newlines consumed before buf[pos]
+        eof = False
+        while True:
+            if not eof:
+                if pos > 0:  # keep the unparsed tail, read behind it
+                    buf[: filled - pos] = buf[pos:filled]
+                    offset += pos
+                    filled -= pos
+                    pos = 0
+                if filled == len(buf):
+                    if len(buf) >= max_line_bytes:
+                        raise DataError(
+                            f"{name}:{line + 1}: line longer than {max_line_bytes >> 20} MB "
+                            "(is this a libsvm text file?)")
+                    buf = np.concatenate([buf, np.empty(len(buf), np.uint8)])
+                got = src.readinto(memoryview(buf)[filled:])
+                if got == 0:
+                    eof = True
+                filled += got
+            if eof:
+                end = filled
+            else:
+                nl = K.last_newline(buf, pos, filled)
+                if nl < 0:
+                    continue  # no complete line yet: read more (the buffer grows if full)
+                end = nl + 1
+            while pos < end:
+                (new_pos, rows, nnz, lines, nslow, max_id, unsorted, err, err_pos) = K.parse_libsvm(
+                    buf, pos, end, labels, indptr, ids, values, slow, batch_rows)
+                if err == K.ERR_ROW_TOO_BIG:
+                    ids = np.empty(2 * len(ids), np.int64)
+                    values = np.empty(2 * len(values), np.float64)
+                    continue
+                if err:
+                    raise _error(name, err, buf, err_pos, new_pos, end, line + lines + 1)
+                if nslow:
+                    _resolve_slow(buf, slow[:nslow], labels, values, new_pos, end, name, pos, line)
+                if unsorted or nslow:
+                    nnz = K.canonicalize(indptr, ids, values, rows)
+                if rows:
+                    yield Batch(labels[:rows], indptr[: rows + 1], ids[:nnz], values[:nnz],
+                                int(max_id), offset + new_pos, line + lines, src.raw_pos())
+                line += lines
+                pos = new_pos
+            if eof:
+                return
+
+
+def _resolve_slow(buf, slow, labels, values, _pos, end, name, seg_start, line_base):
+    """Parse the rare numbers the fast path declines (>18 digits, big exponents) with float()."""
+    for kind, at, bpos in slow:
+        v = float(_full_token(buf, bpos, end))
+        if not np.isfinite(v):
+            nl = bytes(buf[seg_start:bpos]).count(b"\n")
+            line_start = bytes(buf[:bpos]).rfind(b"\n") + 1
+            raise _error(name, K.ERR_NAN, buf, bpos, line_start, end, line_base + nl + 1,
+                         what="label" if kind == 0 else "value")
+        if kind == 0:
+            labels[at] = v
+        else:
+            values[at] = v
