@@ -64,6 +64,7 @@ class Batch:
     end_offset: int  # bytes of (decompressed) input consumed after this batch
     end_line: int  # lines consumed after this batch
     raw_bytes: int  # bytes of the file on disk read so far (progress)
+    weights: np.ndarray | None = None  # float64[rows] importance weights; None = all 1
 
     @property
     def rows(self) -> int:
