@@ -3,8 +3,11 @@
 The Python API is the one the `ftrl` command uses:
 
     from ftrl_cli import Config, train, predict, evaluate, export, load_model
+
+Names are imported on first use, so `ftrl --help` does not pay for Numba and SciPy.
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -12,10 +15,15 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+local"
 
-from .api import evaluate, export, load_model, predict, train  # noqa: E402
-from .config import Config  # noqa: E402
-from .errors import ConfigError, DataError, FtrlError, ModelError  # noqa: E402
-from .model import Model  # noqa: E402
+_EXPORTS = {
+    "train": "api", "predict": "api", "evaluate": "api", "export": "api", "load_model": "api",
+    "Config": "config", "Model": "model",
+    "FtrlError": "errors", "DataError": "errors", "ConfigError": "errors", "ModelError": "errors",
+}
+__all__ = [*_EXPORTS, "__version__"]
 
-__all__ = ["Config", "Model", "train", "predict", "evaluate", "export", "load_model",
-           "FtrlError", "DataError", "ConfigError", "ModelError", "__version__"]
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'ftrl_cli' has no attribute {name!r}")

@@ -15,9 +15,21 @@ import sys
 
 import click
 
-from . import __version__, api
+from . import __version__
 from .errors import FtrlError
-from .progress import make_reporter
+
+
+def _api():
+    """The library, imported when a command runs (keeps `ftrl --help` fast)."""
+    from . import api
+
+    return api
+
+
+def make_reporter(quiet, log=True):
+    from .progress import make_reporter as mk
+
+    return mk(quiet, log)
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -123,7 +135,7 @@ def train(inputs, model_dir, config_file, resume, force, quiet, as_json, **setti
     if resume and config_file:
         raise click.UsageError("--resume takes its settings from the model; drop --config")
     reporter = make_reporter(quiet)
-    s = api.train(inputs, model_dir, config_file=config_file, overrides=settings,
+    s = _api().train(inputs, model_dir, config_file=config_file, overrides=settings,
                   resume=resume, force=force, reporter=reporter)
     if as_json:
         _print_json(s)
@@ -150,8 +162,9 @@ def predict(model_dir, inputs, output, raw, quiet):
     Example:
       ftrl predict -m model/ test.svm > p.txt
     """
+    api = _api()
     with api.output_stream(output) as out:
-        api.predict(model_dir, inputs, out, raw=raw, reporter=make_reporter(quiet or output is None))
+        api.predict(model_dir, inputs, out, raw=raw, reporter=make_reporter(quiet, log=False))
 
 
 @main.command(name="eval")
@@ -169,7 +182,7 @@ def eval_(model_dir, inputs, threshold, as_json, quiet):
     Example:
       ftrl eval -m model/ test.svm --json
     """
-    r = api.evaluate(model_dir, inputs, threshold=threshold, reporter=make_reporter(True))
+    r = _api().evaluate(model_dir, inputs, threshold=threshold, reporter=make_reporter(quiet, log=False))
     if as_json:
         _print_json(r)
         return
@@ -194,6 +207,7 @@ def export(model_dir, output):
     Example:
       ftrl export -m model/ -o weights.tsv
     """
+    api = _api()
     with api.output_stream(output) as out:
         api.export(model_dir, out)
 

@@ -111,9 +111,10 @@ class RichReporter(Reporter):
         self.progress.stop()
 
 
-def make_reporter(quiet: bool = False) -> Reporter:
+def make_reporter(quiet: bool = False, log: bool = True) -> Reporter:
+    """A bar on a terminal; in logs the progressive-loss table (log=True) or silence."""
     if quiet:
         return Reporter()
     if sys.stderr.isatty():
         return RichReporter()
-    return LogReporter()
+    return LogReporter() if log else Reporter()

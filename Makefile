@@ -1,0 +1,45 @@
+# make demo  - set up .venv and train + evaluate on sample_data/
+# make test  - set up .venv and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: all install demo test test-nojit fuzz lint bench clean
+
+all: test lint
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ftrl train sample_data/agaricus.txt.train -m build/demo-model --force
+	$(BIN)/ftrl eval -m build/demo-model sample_data/agaricus.txt.test
+	$(BIN)/ftrl predict -m build/demo-model sample_data/agaricus.txt.test -o build/demo-predictions.txt
+	$(BIN)/ftrl export -m build/demo-model -o build/demo-weights.tsv
+	@echo "predictions: build/demo-predictions.txt  weights: build/demo-weights.tsv"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# The kernels as plain Python: slow, but coverage tools and debuggers see every line.
+test-nojit: $(STAMP)
+	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest -q tests/test_kernels.py tests/test_readers.py
+
+# A longer fuzzing run of the readers than the test suite's budget.
+fuzz: $(STAMP)
+	FTRL_FUZZ_EXAMPLES=20000 $(BIN)/python -m pytest -q tests/test_reader_fuzz.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check ftrl_cli tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_bench.py
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,238 @@
+"""End to end through the `ftrl` command (Click's CliRunner and real subprocesses)."""
+
+import gzip
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import assert_same_state
+from sklearn.datasets import load_svmlight_file
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+from ftrl_cli.cli import main
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("cmd", [[], ["train"], ["predict"], ["eval"], ["export"]])
+def test_help(cmd):
+    r = run(*cmd, "--help")
+    assert r.exit_code == 0
+    assert "Usage:" in r.stdout
+    if cmd:
+        assert "Example:" in r.stdout
+
+
+def test_train_predict_eval_export_agree_with_sklearn(tmp_path, sample_train, sample_test):
+    m = tmp_path / "m"
+    r = run("train", sample_train, "-m", m, "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["examples"] == 6513 and summary["passes"] == 1
+    assert (m / "config.json").exists() and (m / "manifest.json").exists()
+
+    r = run("predict", "-m", m, sample_test)
+    assert r.exit_code == 0
+    p = np.array([float(x) for x in r.stdout.split()])
+    X, y = load_svmlight_file(sample_test, zero_based=True, n_features=200)
+    assert len(p) == len(y) == 1611
+    assert np.all((p > 0) & (p < 1))
+
+    r = run("eval", "-m", m, sample_test, "--json")
+    assert r.exit_code == 0
+    ev = json.loads(r.stdout)
+    assert ev["n"] == 1611
+    assert ev["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert ev["logloss"] == pytest.approx(log_loss(y, p), rel=1e-9)
+    assert ev["accuracy"] == pytest.approx(accuracy_score(y, p >= 0.5))
+    assert ev["positive_rate"] == pytest.approx(y.mean())
+    assert ev["auc"] > 0.98  # agaricus is (almost) separable
+
+    # export: recompute every prediction by hand from the TSV
+    r = run("export", "-m", m)
+    assert r.exit_code == 0
+    w = np.zeros(X.shape[1])
+    bias = None
+    for line in r.stdout.splitlines():
+        name, val = line.split("\t")
+        if name == "bias":
+            bias = float(val)
+        else:
+            assert float(val) != 0.0
+            w[int(name)] = float(val)
+    assert bias is not None
+    margin = X @ w + bias
+    np.testing.assert_allclose(1 / (1 + np.exp(-margin)), p, rtol=1e-12, atol=1e-15)
+
+    r = run("predict", "-m", m, sample_test, "--raw")
+    np.testing.assert_allclose([float(x) for x in r.stdout.split()], margin, rtol=1e-12, atol=1e-12)
+
+
+def test_eval_table_is_readable(tmp_path, sample_train, sample_test):
+    run("train", sample_train, "-m", tmp_path / "m", "-q")
+    r = run("eval", "-m", tmp_path / "m", sample_test)
+    assert r.exit_code == 0
+    keys = [line.split()[0] for line in r.stdout.splitlines()]
+    assert keys[:5] == ["n", "logloss", "auc", "accuracy@0.5", "positive_rate"]
+
+
+def test_predict_output_file_is_full_precision(tmp_path, sample_train, sample_test):
+    run("train", sample_train, "-m", tmp_path / "m", "-q")
+    out = tmp_path / "p.txt"
+    assert run("predict", "-m", tmp_path / "m", sample_test, "-o", out).exit_code == 0
+    stdout = run("predict", "-m", tmp_path / "m", sample_test).stdout
+    assert out.read_text() == stdout
+    assert not list(tmp_path.glob(".p.txt*"))  # no temp file left behind
+    # repr round-trips: printing the parsed value again gives the same text
+    for line in stdout.splitlines()[:50]:
+        assert repr(float(line)) == line
+
+
+def test_deterministic(tmp_path, sample_train, sample_test):
+    for d in ("a", "b"):
+        run("train", sample_train, "-m", tmp_path / d, "-q", "--l1", "0.5")
+    assert_same_state(tmp_path / "a", tmp_path / "b")
+    pa = run("predict", "-m", tmp_path / "a", sample_test).stdout
+    pb = run("predict", "-m", tmp_path / "b", sample_test).stdout
+    assert pa == pb
+
+
+def split_file(src, tmp_path, at):
+    lines = open(src).read().splitlines(keepends=True)
+    a, b = tmp_path / "A.svm", tmp_path / "B.svm"
+    a.write_text("".join(lines[:at]))
+    b.write_text("".join(lines[at:]))
+    return a, b
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_resume_on_new_data_is_bit_identical(tmp_path, sample_train, dtype):
+    a, b = split_file(sample_train, tmp_path, 4000)
+    assert run("train", a, "-m", tmp_path / "r", "-q", "--dtype", dtype).exit_code == 0
+    r = run("train", b, "-m", tmp_path / "r", "--resume", "-q")
+    assert r.exit_code == 0, r.output
+    run("train", a, b, "-m", tmp_path / "one", "-q", "--dtype", dtype)
+    assert_same_state(tmp_path / "r", tmp_path / "one")
+    run("train", sample_train, "-m", tmp_path / "whole", "-q", "--dtype", dtype)
+    assert_same_state(tmp_path / "r", tmp_path / "whole")
+
+
+def test_passes_equal_repeated_inputs(tmp_path, sample_train):
+    run("train", sample_train, "-m", tmp_path / "p2", "-q", "--passes", "2")
+    run("train", sample_train, sample_train, "-m", tmp_path / "twice", "-q")
+    assert_same_state(tmp_path / "p2", tmp_path / "twice")
+
+
+def test_config_reproduces_a_run_and_flags_override(tmp_path, sample_train):
+    run("train", sample_train, "-m", tmp_path / "a", "-q", "--alpha", "0.3", "--l1", "0.2", "--bits", "20")
+    cfg = tmp_path / "a" / "config.json"
+    d = json.loads(cfg.read_text())
+    assert d["alpha"] == 0.3 and d["l1"] == 0.2 and d["bits"] == 20
+    assert d["format_version"] == 1 and "package_version" in d
+    run("train", sample_train, "-m", tmp_path / "b", "-q", "--config", cfg)
+    assert_same_state(tmp_path / "a", tmp_path / "b")
+    run("train", sample_train, "-m", tmp_path / "c", "-q", "--config", cfg, "--l1", "0")
+    c = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert c["l1"] == 0.0 and c["alpha"] == 0.3
+
+
+def test_config_unknown_key_is_an_error(tmp_path, sample_train):
+    cfg = tmp_path / "bad.json"
+    cfg.write_text(json.dumps({"alpha": 0.1, "lamda1": 2}))
+    r = run("train", sample_train, "-m", tmp_path / "m", "--config", cfg)
+    assert r.exit_code == 2
+    assert "unknown key(s) lamda1" in r.stderr and "Traceback" not in r.output
+
+
+def test_existing_model_needs_resume_or_force(tmp_path, sample_train):
+    run("train", sample_train, "-m", tmp_path / "m", "-q")
+    r = run("train", sample_train, "-m", tmp_path / "m", "-q")
+    assert r.exit_code == 2 and "--resume" in r.stderr
+    assert run("train", sample_train, "-m", tmp_path / "m", "-q", "--force").exit_code == 0
+
+
+def test_resume_cannot_change_table(tmp_path, sample_train):
+    run("train", sample_train, "-m", tmp_path / "m", "-q")
+    r = run("train", sample_train, "-m", tmp_path / "m", "-q", "--resume", "--bits", "12")
+    assert r.exit_code == 2 and "bits" in r.stderr
+
+
+def test_bad_data_is_one_line_with_file_and_line(tmp_path):
+    f = tmp_path / "bad.svm"
+    f.write_text("1 1:1 2:1\n0 3:x\n")
+    r = run("train", f, "-m", tmp_path / "m")
+    assert r.exit_code == 1
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{f}:2:" in err and "Traceback" not in r.output
+
+
+def test_missing_model_exit_code(tmp_path, sample_test):
+    r = run("predict", "-m", tmp_path / "nope", sample_test)
+    assert r.exit_code == 3 and "nope" in r.stderr
+
+
+def test_missing_input_exit_code(tmp_path):
+    r = run("train", tmp_path / "missing.svm", "-m", tmp_path / "m")
+    assert r.exit_code == 1 and "no such file" in r.stderr
+
+
+def test_invalid_setting_is_a_usage_error(tmp_path, sample_train):
+    r = run("train", sample_train, "-m", tmp_path / "m", "--alpha", "-1")
+    assert r.exit_code == 2 and "alpha" in r.stderr
+
+
+def ftrl(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "ftrl_cli", *map(str, args)],
+                          capture_output=True, **kw)
+
+
+def test_stdin_and_gzip_give_the_same_model(tmp_path, sample_train):
+    data = open(sample_train, "rb").read()
+    r = ftrl("train", "-", "-m", tmp_path / "stdin", "-q", input=data)
+    assert r.returncode == 0, r.stderr
+    gz = tmp_path / "train.svm.gz"
+    gz.write_bytes(gzip.compress(data))
+    assert ftrl("train", gz, "-m", tmp_path / "gz", "-q").returncode == 0
+    run("train", sample_train, "-m", tmp_path / "plain", "-q")
+    assert_same_state(tmp_path / "stdin", tmp_path / "plain")
+    assert_same_state(tmp_path / "gz", tmp_path / "plain")
+
+
+def test_stdin_cannot_be_read_twice(tmp_path):
+    r = ftrl("train", "-", "-m", tmp_path / "m", "--passes", "2", input=b"1 1:1\n")
+    assert r.returncode == 2 and b"stdin" in r.stderr
+
+
+def test_log_output_goes_to_stderr_only(tmp_path, sample_train):
+    r = ftrl("train", sample_train, "-m", tmp_path / "m")
+    assert r.returncode == 0
+    assert r.stdout == b""
+    assert b"trained 6,513 examples" in r.stderr
+    r = ftrl("train", sample_train, "-m", tmp_path / "q", "-q")
+    assert r.stdout == b"" and r.stderr == b""
+
+
+def test_json_summary_is_finite(tmp_path, sample_train):
+    r = run("train", sample_train, "-m", tmp_path / "m", "--json", "--passes", "2")
+    s = json.loads(r.stdout)
+    assert s["examples"] == 2 * 6513 and s["passes"] == 2
+    assert math.isfinite(s["progressive_logloss"]) and s["last_pass_logloss"] < s["progressive_logloss"]
+
+
+def test_predict_broken_pipe_is_quiet(tmp_path, sample_train, sample_test):
+    run("train", sample_train, "-m", tmp_path / "m", "-q")
+    big = tmp_path / "big.svm"
+    with open(big, "wb") as f:
+        for _ in range(30):
+            f.write(open(sample_test, "rb").read())
+    p = subprocess.run(f"{sys.executable} -m ftrl_cli predict -m {tmp_path / 'm'} {big} | head -1",
+                       shell=True, capture_output=True, executable="/bin/bash")
+    assert len(p.stdout.splitlines()) == 1
+    assert b"Traceback" not in p.stderr
