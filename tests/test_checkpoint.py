@@ -1,0 +1,184 @@
+"""Atomic writes, checksummed checkpoints, fallback to an older good checkpoint, resume."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import assert_same_state
+
+from ftrl_cli import api, checkpoint
+from ftrl_cli.config import Config
+from ftrl_cli.errors import ModelError
+from ftrl_cli.model import Model
+
+
+def test_atomic_writer_keeps_old_file_on_error(tmp_path):
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with checkpoint.atomic_writer(target) as f:
+            f.write(b"new partial")
+            raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["f.txt"]
+
+
+def test_write_error_is_reported_and_previous_kept(tmp_path, monkeypatch):
+    target = tmp_path / "x.bin"
+    target.write_bytes(b"v1")
+
+    def boom(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(ModelError, match="No space left on device.*previous file is intact"):
+        checkpoint.write_bytes(target, b"v2")
+    assert target.read_bytes() == b"v1"
+    assert os.listdir(tmp_path) == ["x.bin"]
+
+
+def trained(tmp_path, sample_train, **over):
+    d = tmp_path / "m"
+    api.train([sample_train], d, overrides=over)
+    return d
+
+
+def test_keep_checkpoints_prunes(tmp_path, sample_train):
+    d = trained(tmp_path, sample_train, checkpoint_every=1000, keep_checkpoints=2)
+    man = json.loads((d / "manifest.json").read_text())
+    assert [e["seq"] for e in man["checkpoints"]] == [6, 7]  # 6 mid-run (1000..6000) + final
+    assert sorted(p.name for p in d.glob("ckpt-*.npz")) == ["ckpt-000006.npz", "ckpt-000007.npz"]
+    assert man["checkpoints"][-1]["finished"] is True
+
+
+def test_truncated_checkpoint_falls_back_with_warning(tmp_path, sample_train):
+    d = trained(tmp_path, sample_train, checkpoint_every=3000)
+    newest = sorted(d.glob("ckpt-*.npz"))[-1]
+    data = newest.read_bytes()
+    newest.write_bytes(data[: len(data) // 2])
+    warnings = []
+    model, meta = checkpoint.load(d, warn=warnings.append)
+    assert meta["finished"] is False and meta["examples_seen"] == 6000
+    assert any("checksum mismatch" in w for w in warnings)
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        checkpoint.load(d, fallback=False)
+
+
+def test_all_checkpoints_bad_is_an_error(tmp_path, sample_train):
+    d = trained(tmp_path, sample_train)
+    for p in d.glob("ckpt-*.npz"):
+        p.write_bytes(b"garbage")
+    with pytest.raises(ModelError, match="checksum"):
+        checkpoint.load(d)
+
+
+def test_newer_format_is_refused(tmp_path, sample_train):
+    d = trained(tmp_path, sample_train)
+    man = json.loads((d / "manifest.json").read_text())
+    man["format_version"] = 99
+    (d / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ModelError, match="newer than this ftrl"):
+        checkpoint.load(d)
+
+
+def test_other_tools_manifest_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text(Config().to_json())
+    (tmp_path / "manifest.json").write_text('{"format": "something-else"}')
+    with pytest.raises(ModelError, match="not an ftrl model"):
+        checkpoint.load(tmp_path)
+
+
+def test_pickled_arrays_are_never_loaded(tmp_path, sample_train):
+    d = trained(tmp_path, sample_train)
+    entry = json.loads((d / "manifest.json").read_text())["checkpoints"][-1]
+    path = d / entry["file"]
+    # an object array needs pickle: forge a checkpoint with one and a valid checksum
+    import hashlib
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, zn=np.array([object()], dtype=object), bias_zn=np.zeros(2), alias=np.zeros((0, 2), np.int64),
+             meta=np.zeros(1, np.uint8))
+    path.write_bytes(buf.getvalue())
+    man = json.loads((d / "manifest.json").read_text())
+    man["checkpoints"][-1]["sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+    (d / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ModelError, match="not a valid checkpoint"):
+        checkpoint.load(d, fallback=False)
+
+
+def test_wrong_shape_or_dtype_is_refused(tmp_path, sample_train):
+    d = trained(tmp_path, sample_train)
+    cfg = Config.from_json_file(d / "config.json").replace(dtype="float32")
+    with pytest.raises(ModelError, match="do not match config.json"):
+        checkpoint.load(d, cfg, fallback=False)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_crash_mid_run_then_resume_is_bit_identical(tmp_path, sample_train, monkeypatch):
+    """A run that dies after its 3rd checkpoint resumes from there to the same model."""
+    api.train([sample_train, sample_train], tmp_path / "ref", overrides={"checkpoint_every": 1000})
+    real_save = checkpoint.save
+    calls = []
+
+    def dying_save(*a, **k):
+        name = real_save(*a, **k)
+        calls.append(name)
+        if len(calls) == 9:  # in the second file
+            raise Crash
+        return name
+
+    monkeypatch.setattr(checkpoint, "save", dying_save)
+    with pytest.raises(Crash):
+        api.train([sample_train, sample_train], tmp_path / "crash", overrides={"checkpoint_every": 1000})
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    _, meta = checkpoint.load(tmp_path / "crash")
+    assert not meta["finished"] and meta["run"]["file"] == 1
+    api.train([sample_train, sample_train], tmp_path / "crash", resume=True)
+    assert_same_state(tmp_path / "crash", tmp_path / "ref")
+
+
+def test_resume_unfinished_with_other_inputs_is_an_error(tmp_path, sample_train, sample_test, monkeypatch):
+    from ftrl_cli.errors import ConfigError
+
+    real_save = checkpoint.save
+
+    def dying_save(*a, **k):
+        real_save(*a, **k)
+        raise Crash
+
+    monkeypatch.setattr(checkpoint, "save", dying_save)
+    with pytest.raises(Crash):
+        api.train([sample_train], tmp_path / "m", overrides={"checkpoint_every": 1000})
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    with pytest.raises(ConfigError, match="unfinished run on"):
+        api.train([sample_test], tmp_path / "m", resume=True)
+
+
+def test_resume_without_checkpoint_starts_fresh(tmp_path, sample_train):
+    logs = []
+
+    class R(api.Reporter):
+        def log(self, m):
+            logs.append(m)
+
+    api.train([sample_train], tmp_path / "m", resume=True, reporter=R())
+    assert any("starting from the beginning" in m for m in logs)
+    api.train([sample_train], tmp_path / "ref")
+    assert_same_state(tmp_path / "m", tmp_path / "ref")
+
+
+def test_model_state_round_trip(tmp_path):
+    m = Model(Config(bits=10, dtype="float32"))
+    m.reserve(700)
+    m.zn[:, 0] = np.arange(m.size, dtype=np.float32)
+    os.makedirs(tmp_path / "d")
+    checkpoint.write_config(tmp_path / "d", m.config)
+    checkpoint.save(tmp_path / "d", m, {"examples_seen": 0})
+    back, meta = checkpoint.load(tmp_path / "d")
+    assert back.zn.dtype == np.float32 and np.array_equal(back.zn, m.zn)
+    assert meta == {"examples_seen": 0}

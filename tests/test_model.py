@@ -1,0 +1,89 @@
+"""The weight table: lazy growth, identity slots, stable hashing of big ids, naming."""
+
+import numpy as np
+import pytest
+
+from ftrl_cli import kernels as K
+from ftrl_cli.config import Config
+from ftrl_cli.model import Model
+from ftrl_cli.readers import iter_libsvm
+
+from conftest import SAMPLE_TRAIN
+
+
+def learn_file(model, path):
+    for b in iter_libsvm(str(path)):
+        y = (b.labels > 0).astype(float)
+        m = np.empty(b.rows)
+        model.learn(b.indptr, b.ids, b.values, y, np.ones(b.rows), b.max_id, m)
+
+
+def test_small_data_gets_a_small_table():
+    m = Model(Config())
+    learn_file(m, SAMPLE_TRAIN)
+    assert m.size == 128  # agaricus ids go to 126
+    assert m.zn.nbytes < 4096
+
+
+def test_big_ids_without_collisions_by_default():
+    # url_mini-like ids (up to 3.2 M) fit the default 2**24 capacity: identity slots
+    m = Model(Config())
+    ids = np.array([5, 3_231_887, 1_000_000], np.int64)
+    m.prepare(ids, int(ids.max()))
+    assert m.size == 1 << 22
+    assert m.collisions() == 0 and len(m.alias) == 0
+
+
+def test_ids_beyond_capacity_are_hashed_never_dropped():
+    m = Model(Config(bits=8, l1=0, l2=0))
+    ids = np.array([3, 1000, 70000, 2**40], np.int64)
+    indptr = np.array([0, 4], np.int64)
+    vals = np.ones(4)
+    out = np.empty(1)
+    m.learn(indptr, ids, vals, np.array([1.0]), np.ones(1), int(ids.max()), out)
+    assert m.size == 256
+    slots = np.empty(4, np.int64)
+    K.slots_of(ids, 256, slots)
+    assert slots[0] == 3 and np.all(slots < 256) and np.all(slots >= 0)
+    # every id influenced the model: its slot's n moved off the initial accumulator
+    assert np.all(m.zn[slots, 1] > 0)
+    # the same ids map to the same slots in a fresh process-independent computation
+    again = np.empty(4, np.int64)
+    K.slots_of(ids, 256, again)
+    assert np.array_equal(slots, again)
+    names = dict(m.named_weights())
+    for fid, s in zip(ids[1:], slots[1:]):
+        assert any(str(fid) in name.split("+") for name in names)
+
+
+def test_collisions_are_counted():
+    m = Model(Config(bits=4))
+    ids = np.arange(0, 200, dtype=np.int64)  # 16 slots, 200 ids
+    m.prepare(ids, 199)
+    m.zn[:, 1] += 1  # mark all touched
+    assert m.collisions() == 16
+
+
+def test_predict_ignores_slots_never_allocated():
+    m = Model(Config())
+    learn_file(m, SAMPLE_TRAIN)
+    indptr = np.array([0, 2], np.int64)
+    ids = np.array([1, 5_000_000], np.int64)  # 5e6 was never seen: weight 0, no OOB read
+    out = m.margins(indptr, ids, np.ones(2))
+    w = m.weights()
+    assert out[0] == pytest.approx(w[1] + m.bias_weight())
+
+
+def test_float32_state():
+    m32, m64 = Model(Config(dtype="float32")), Model(Config())
+    learn_file(m32, SAMPLE_TRAIN)
+    learn_file(m64, SAMPLE_TRAIN)
+    assert m32.zn.dtype == np.float32
+    np.testing.assert_allclose(m32.weights(), m64.weights(), rtol=1e-3, atol=1e-5)
+
+
+def test_l1_gives_exact_zeros():
+    m = Model(Config(l1=30.0))
+    learn_file(m, SAMPLE_TRAIN)
+    w = m.weights()
+    assert (w == 0).sum() > 0 and (w != 0).sum() > 0
