@@ -19,19 +19,25 @@ from . import checkpoint, metrics
 from . import kernels as K
 from .config import Config
 from .errors import ConfigError, DataError, Interrupted, ModelError
+from .external import from_keras, from_mxnet, from_novograd, read_json
 from .model import Model
 from .progress import Reporter
 from .readers import BATCH_ROWS, InputStream, display_name, iter_libsvm
-
 
 # ---------------------------------------------------------------------------------------
 # configuration
 # ---------------------------------------------------------------------------------------
 
-def resolve_config(model_dir, *, config_file=None, overrides=None, resume=False) -> Config:
+def resolve_config(model_dir, *, config_file=None, overrides=None, resume=False,
+                   external=None) -> Config:
     """Settings for a run: the model's own config on --resume, else --config FILE or the
-    defaults; explicit settings (`overrides`) win in every case."""
+    defaults; then an external optimizer config (external = (kind, path) with kind keras,
+    mxnet or novograd); explicit settings (`overrides`) win in every case."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if external:
+        kind, path = external
+        mapper = {"keras": from_keras, "mxnet": from_mxnet, "novograd": from_novograd}[kind]
+        overrides = {**mapper(read_json(path), source=str(path)), **overrides}
     if resume and checkpoint.has_checkpoint(model_dir):
         base = checkpoint.read_config(model_dir)
         changed = [k for k in Config.STRUCTURAL if k in overrides and overrides[k] != getattr(base, k)]
@@ -100,8 +106,8 @@ def _in_main_thread():
 
 
 def train(inputs, model_dir, config: Config | None = None, *, config_file=None, overrides=None,
-          resume: bool = False, force: bool = False, reporter: Reporter | None = None,
-          batch_rows: int = BATCH_ROWS) -> dict:
+          external=None, resume: bool = False, force: bool = False,
+          reporter: Reporter | None = None, batch_rows: int = BATCH_ROWS) -> dict:
     """Train on libsvm inputs and write model_dir (config.json + checkpoints).
 
     resume: continue from model_dir's newest checkpoint: an unfinished run picks up at its
@@ -112,7 +118,8 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
     inputs = list(inputs)
     model_dir = os.fspath(model_dir)
     if config is None:
-        config = resolve_config(model_dir, config_file=config_file, overrides=overrides, resume=resume)
+        config = resolve_config(model_dir, config_file=config_file, overrides=overrides,
+                                resume=resume, external=external)
     _check_inputs(inputs, config.passes)
 
     meta = None
@@ -137,10 +144,14 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
     meta = _start_run(meta, input_ids, config)
     run = meta["run"]
     every = config.checkpoint_every
-    rows_per_batch = min(batch_rows, every) if every else batch_rows
+    # Read batches hold whole optimizer batches, so that where the input is cut (and where a
+    # checkpoint lands) never changes the steps taken. An input's last batch may be short.
+    B = config.batch_size
+    rows_per_batch = max(1, (min(batch_rows, every) if every else batch_rows) // B) * B
     y = np.empty(rows_per_batch)
-    iw = np.ones(rows_per_batch)
+    sw = np.empty(rows_per_batch)
     margins = np.empty(rows_per_batch)
+    cw = config.class_weight
     t0 = time.perf_counter()
     start_examples = meta["examples_seen"]
     features = 0
@@ -157,8 +168,10 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
                                          batch_rows=rows_per_batch):
                         n = b.rows
                         np.greater(b.labels, 0.0, out=y[:n])
-                        loss = model.learn(b.indptr, b.ids, b.values, y[:n], iw[:n], b.max_id, margins[:n])
+                        _row_weights(b, y[:n], cw, sw[:n])
+                        loss = model.learn(b.indptr, b.ids, b.values, y[:n], sw[:n], b.max_id, margins[:n])
                         run["loss_sum"] += loss
+                        run["weight_sum"] += float(sw[:n].sum())
                         run["examples"] += n
                         meta["examples_seen"] += n
                         features += len(b.ids)
@@ -176,9 +189,11 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
                     reporter.end_input()
                     run.update(file=i + 1, offset=0, line=0)
                 meta["history"].append({"pass": meta["passes_done"] + 1, "examples": run["examples"],
-                                        "logloss": run["loss_sum"] / max(run["examples"], 1)})
+                                        "logloss": run["loss_sum"] / run["weight_sum"]
+                                        if run["weight_sum"] > 0 else None})
                 meta["passes_done"] += 1
-                run.update(**{"pass": p + 1, "file": 0, "examples": 0, "loss_sum": 0.0})
+                run.update(**{"pass": p + 1, "file": 0, "examples": 0, "loss_sum": 0.0, "weight_sum": 0.0})
+            model.finalize()
             meta["finished"] = True
             checkpoint.save(model_dir, model, meta)
         finally:
@@ -206,10 +221,20 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
     return summary
 
 
+def _row_weights(batch, y, class_weight, out):
+    """Per-row importance: the data's weights times the class weight of each row's label."""
+    if batch.weights is None:
+        out[:] = 1.0
+    else:
+        out[:] = batch.weights
+    if class_weight is not None:
+        out *= np.where(y > 0, class_weight[1], class_weight[0])
+
+
 def _start_run(meta, input_ids, config):
     """Meta for this run: continue an unfinished run, or begin a new one."""
     fresh_run = {"inputs": input_ids, "passes": config.passes, "pass": 0, "file": 0,
-                 "offset": 0, "line": 0, "examples": 0, "loss_sum": 0.0}
+                 "offset": 0, "line": 0, "examples": 0, "loss_sum": 0.0, "weight_sum": 0.0}
     if meta is None:
         return {"examples_seen": 0, "passes_done": 0, "history": [], "finished": False,
                 "run": fresh_run}

@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import FORMAT_VERSION, Config
 from .errors import ConfigError, ModelError
-from .model import Model
+from .model import Model, layout
 
 MANIFEST = "manifest.json"
 CONFIG = "config.json"
@@ -108,7 +108,8 @@ def save(model_dir, model: Model, meta: dict) -> str:
     name = f"ckpt-{seq:06d}.npz"
     buf = io.BytesIO()
     meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
-    np.savez(buf, zn=model.zn, bias_zn=model.bias_zn, alias=model.alias, meta=meta_bytes)
+    np.savez(buf, st=model.st, bst=model.bst, ls=model.ls, alias=model.alias,
+             iterations=np.array([model.iterations], np.int64), meta=meta_bytes)
     data = buf.getvalue()
     write_bytes(os.path.join(model_dir, name), data)
     entries.append({"seq": seq, "file": name, "sha256": hashlib.sha256(data).hexdigest(),
@@ -138,19 +139,22 @@ def _load_entry(model_dir, entry, config: Config):
         raise ModelError(f"{path}: checksum mismatch (truncated or corrupted checkpoint)")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in ("zn", "bias_zn", "alias", "meta")}
+            arrays = {k: z[k] for k in ("st", "bst", "ls", "alias", "iterations", "meta")}
         meta = json.loads(arrays["meta"].tobytes().decode())
     except (KeyError, ValueError, OSError) as e:
         raise ModelError(f"{path}: not a valid checkpoint ({e})") from None
-    zn, bias_zn, alias = arrays["zn"], arrays["bias_zn"], arrays["alias"]
+    st, bst, ls, alias = arrays["st"], arrays["bst"], arrays["ls"], arrays["alias"]
     dt = np.dtype(config.dtype)
-    size = zn.shape[0] if zn.ndim == 2 else -1
-    if (zn.ndim != 2 or zn.shape[1] != 2 or zn.dtype != dt or size < 1 or size & (size - 1)
-            or size > (1 << config.bits) or bias_zn.shape != (2,) or bias_zn.dtype != dt
+    k = layout(config)["K"]
+    size = st.shape[0] if st.ndim == 2 else -1
+    if (st.ndim != 2 or st.shape[1] != k or st.dtype != dt or size < 1 or size & (size - 1)
+            or size > (1 << config.bits) or bst.shape != (k,) or bst.dtype != dt
+            or ls.shape != (4,) or ls.dtype != np.float64 or arrays["iterations"].shape != (1,)
             or alias.ndim != 2 or alias.shape[1] != 2 or alias.dtype != np.int64):
         raise ModelError(f"{path}: state arrays do not match config.json "
-                         f"(table {zn.shape} {zn.dtype}, expected (2**k <= 2**{config.bits}, 2) {dt})")
-    return Model(config, zn=zn, bias_zn=bias_zn, alias=alias), meta
+                         f"(table {st.shape} {st.dtype}, expected (2**k <= 2**{config.bits}, {k}) {dt})")
+    return Model(config, st=st, bst=bst, ls=ls, alias=alias,
+                 iterations=int(arrays["iterations"][0])), meta
 
 
 def load(model_dir, config: Config | None = None, *, fallback: bool = True, warn=None):

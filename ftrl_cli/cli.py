@@ -98,6 +98,23 @@ _SETTINGS = [
     ("bias-l2", float, "L2 for the bias.  [default: same as --l2]"),
     ("bits", int, "Table capacity 2**bits; larger ids are hashed into it.  [default: 24]"),
     ("dtype", click.Choice(["float64", "float32"]), "Precision of the state.  [default: float64]"),
+    ("optimizer", click.Choice(["ftrl", "novograd"]), "Optimizer.  [default: ftrl]"),
+    ("batch-size", int, "Rows per optimizer step (mean gradient); 1 is online.  [default: 1]"),
+    ("update", click.Choice(["lazy", "dense"]),
+     "lazy: update the coordinates present in a batch; dense: all of them (Keras).  [default: lazy]"),
+    ("weight-decay", float, "Decoupled weight decay w -= lr*wd*w (NovoGrad: its own).  [default: 0]"),
+    ("clipnorm", float, "Clip each gradient tensor (weights, bias) to this L2 norm."),
+    ("global-clipnorm", float, "Clip the gradient of weights and bias together to this norm."),
+    ("clipvalue", float, "Clamp every gradient element to [-v, v]."),
+    ("ema-momentum", float, "Keep an exponential moving average of the weights; predict uses it."),
+    ("ema-overwrite-frequency", int, "Copy the EMA into the weights every N steps."),
+    ("gradient-accumulation-steps", int, "Apply the mean gradient of every N steps (dense)."),
+    ("loss-scale-factor", float, "Keras loss scaling: loss *= f, gradients /= f."),
+    ("grad-scale", float, "Multiply the batch-mean gradient (MXNet rescale_grad).  [default: 1]"),
+    ("bias-lr-mult", float, "Learning-rate multiplier of the bias (MXNet lr_mult).  [default: 1]"),
+    ("beta-1", float, "NovoGrad beta_1.  [default: 0.9]"),
+    ("beta-2", float, "NovoGrad beta_2.  [default: 0.999]"),
+    ("epsilon", float, "NovoGrad epsilon.  [default: 1e-7]"),
     ("passes", int, "Passes over the inputs.  [default: 1]"),
     ("checkpoint-every", int, "Write a checkpoint every N examples (0: at the end).  [default: 0]"),
     ("keep-checkpoints", int, "Checkpoints kept in the model directory.  [default: 3]"),
@@ -109,7 +126,40 @@ def settings_options(fn):
         fn = click.option(f"--{name}", name.replace("-", "_"), type=typ, default=None, help=help_)(fn)
     fn = click.option("--bias/--no-bias", "bias", default=None,
                       help="Learn a bias (a feature of value 1 in every row).  [default: on]")(fn)
+    fn = click.option("--grad-averaging/--no-grad-averaging", default=None, help="NovoGrad grad_averaging.")(fn)
+    fn = click.option("--amsgrad/--no-amsgrad", default=None, help="NovoGrad amsgrad.")(fn)
+    fn = click.option("--lr-schedule", "learning_rate_schedule", default=None, metavar="JSON|FILE",
+                      callback=_json_arg,
+                      help="A Keras learning-rate schedule ({\"class_name\": ..., \"config\": ...}).")(fn)
+    fn = click.option("--class-weight", default=None, metavar="NEG,POS", callback=_pair,
+                      help="Weights of negative and positive rows, e.g. 1,5.")(fn)
     return fn
+
+
+def _json_arg(ctx, param, value):
+    if value is None:
+        return None
+    text = value
+    if not value.lstrip().startswith("{"):
+        try:
+            with open(value, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise click.BadParameter(f"{value}: {e.strerror or e}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise click.BadParameter(f"not valid JSON ({e.msg})") from None
+
+
+def _pair(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        a, b = (float(x) for x in value.split(","))
+    except ValueError:
+        raise click.BadParameter("expected two numbers NEG,POS, e.g. 1,5") from None
+    return [a, b]
 
 
 @main.command()
@@ -117,13 +167,20 @@ def settings_options(fn):
 @model_option
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="Read settings from a config.json (e.g. another model's); flags override it.")
+@click.option("--keras-optimizer", type=click.Path(dir_okay=False), default=None,
+              help="A keras.optimizers.Ftrl get_config() JSON: train with Keras's exact semantics.")
+@click.option("--mxnet-optimizer", type=click.Path(dir_okay=False), default=None,
+              help="MXNet Ftrl arguments as JSON (learning_rate, lamda1, beta, wd, rescale_grad, clip_gradient).")
+@click.option("--novograd-optimizer", type=click.Path(dir_okay=False), default=None,
+              help="A tensorflow-addons NovoGrad get_config() JSON.")
 @click.option("--resume", is_flag=True, help="Continue from the model directory's last checkpoint.")
 @click.option("--force", is_flag=True, help="Replace an existing model in the directory.")
 @settings_options
 @quiet_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @handle_errors
-def train(inputs, model_dir, config_file, resume, force, quiet, as_json, **settings):
+def train(inputs, model_dir, config_file, keras_optimizer, mxnet_optimizer, novograd_optimizer,
+          resume, force, quiet, as_json, **settings):
     """Train a model on DATA (files in order, or '-' for stdin).
 
     \b
@@ -134,9 +191,14 @@ def train(inputs, model_dir, config_file, resume, force, quiet, as_json, **setti
     """
     if resume and config_file:
         raise click.UsageError("--resume takes its settings from the model; drop --config")
+    externals = [(k, p) for k, p in (("keras", keras_optimizer), ("mxnet", mxnet_optimizer),
+                                      ("novograd", novograd_optimizer)) if p]
+    if len(externals) > 1:
+        raise click.UsageError("give at most one of --keras-optimizer, --mxnet-optimizer, --novograd-optimizer")
     reporter = make_reporter(quiet)
     s = _api().train(inputs, model_dir, config_file=config_file, overrides=settings,
-                  resume=resume, force=force, reporter=reporter)
+                     external=externals[0] if externals else None,
+                     resume=resume, force=force, reporter=reporter)
     if as_json:
         _print_json(s)
     elif not quiet:

@@ -36,6 +36,28 @@ class Config:
     # --- weight table ---
     bits: int = 24  # ids < 2**bits get their own slot; larger ids are hashed into the table
     dtype: str = "float64"  # state precision: float64 or float32
+    # --- mini-batch training and the optimizer family (Keras/TF, MXNet, NovoGrad) ---
+    optimizer: str = "ftrl"  # ftrl | novograd (tensorflow-addons semantics)
+    batch_size: int = 1  # rows per optimizer step (mean gradient); 1 = online
+    update: str = "lazy"  # lazy: coordinates present in the batch; dense: all (Keras)
+    learning_rate_schedule: dict | None = None  # a Keras schedule; replaces alpha
+    lr_float32: bool = False  # use float32(alpha) as Keras does (its lr is a float32 variable)
+    weight_decay: float = 0.0  # Keras: w -= lr*wd*w before each step; NovoGrad: its own wd
+    clipnorm: float | None = None  # per tensor (weights, bias), Keras clip_by_norm
+    global_clipnorm: float | None = None  # over weights and bias together
+    clipvalue: float | None = None  # element-wise clamp (MXNet clip_gradient)
+    ema_momentum: float | None = None  # keep an EMA of the weights; predict uses it
+    ema_overwrite_frequency: int | None = None  # copy the EMA into the weights every N steps
+    gradient_accumulation_steps: int | None = None  # apply the mean of N steps' gradients
+    loss_scale_factor: float | None = None  # Keras: loss *= f, gradients /= f
+    grad_scale: float = 1.0  # multiplies the batch-mean gradient (MXNet rescale_grad)
+    bias_lr_mult: float = 1.0  # learning-rate multiplier of the bias (MXNet lr_mult)
+    class_weight: list | None = None  # [weight of negatives, weight of positives]
+    beta_1: float = 0.9  # NovoGrad
+    beta_2: float = 0.999  # NovoGrad
+    epsilon: float = 1e-7  # NovoGrad
+    grad_averaging: bool = False  # NovoGrad
+    amsgrad: bool = False  # NovoGrad
     # --- run ---
     passes: int = 1
     checkpoint_every: int = 0  # examples between checkpoints; 0 = only at the end
@@ -45,7 +67,18 @@ class Config:
         validate(self)
 
     # Settings that fix the shape or meaning of the saved state: a resumed run must keep them.
-    STRUCTURAL = ("bits", "dtype", "bias")
+    STRUCTURAL = ("bits", "dtype", "bias", "optimizer", "ema_momentum", "gradient_accumulation_steps",
+                  "batch_size", "update")
+
+    @property
+    def online(self) -> bool:
+        """True when the fast per-example kernel applies (Algorithm 1 as written)."""
+        return (self.optimizer == "ftrl" and self.batch_size == 1 and self.update == "lazy"
+                and self.learning_rate_schedule is None and not self.lr_float32
+                and self.weight_decay == 0 and self.clipnorm is None and self.global_clipnorm is None
+                and self.clipvalue is None and self.ema_momentum is None
+                and self.gradient_accumulation_steps is None and self.loss_scale_factor is None
+                and self.grad_scale == 1.0 and self.bias_lr_mult == 1.0)
 
     @property
     def p(self) -> float:
@@ -130,6 +163,12 @@ def coerce(kwargs: dict, source: str) -> dict:
             out[f.name] = v
         elif t == "str" and isinstance(v, str):
             out[f.name] = v
+        elif t == "int | None" and isinstance(v, int) and not isinstance(v, bool):
+            out[f.name] = v
+        elif t == "dict | None" and isinstance(v, dict):
+            out[f.name] = v
+        elif t == "list | None" and isinstance(v, list):
+            out[f.name] = [float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for x in v]
         else:
             raise ConfigError(f"{source}: {f.name} must be {t}, got {v!r}")
     return out
@@ -146,12 +185,41 @@ def validate(c: Config) -> None:
     need(c.alpha > 0, f"alpha must be > 0, got {c.alpha}")
     for name in ("beta", "l1", "l2", "l2_shrinkage", "initial_accumulator"):
         need(getattr(c, name) >= 0, f"{name} must be >= 0, got {getattr(c, name)}")
-    need(c.lr_power < 0, f"lr_power must be < 0 (n^-lr_power is the rate's denominator), got {c.lr_power}")
+    need(c.lr_power <= 0, f"lr_power must be <= 0 (n^-lr_power is the rate's denominator), got {c.lr_power}")
     for name in ("bias_l1", "bias_l2"):
         v = getattr(c, name)
         need(v is None or (math.isfinite(v) and v >= 0), f"{name} must be >= 0, got {v}")
     need(isinstance(c.bits, int) and 1 <= c.bits <= 40, f"bits must be an integer in 1..40, got {c.bits}")
     need(c.dtype in ("float64", "float32"), f"dtype must be float64 or float32, got {c.dtype!r}")
     need(isinstance(c.passes, int) and c.passes >= 1, f"passes must be >= 1, got {c.passes}")
+    need(c.optimizer in ("ftrl", "novograd"), f"optimizer must be ftrl or novograd, got {c.optimizer!r}")
+    need(isinstance(c.batch_size, int) and c.batch_size >= 1, f"batch_size must be >= 1, got {c.batch_size}")
+    need(c.update in ("lazy", "dense"), f"update must be lazy or dense, got {c.update!r}")
+    for name in ("clipnorm", "global_clipnorm", "clipvalue", "loss_scale_factor"):
+        v = getattr(c, name)
+        need(v is None or (isinstance(v, (int, float)) and math.isfinite(v) and v > 0),
+             f"{name} must be > 0, got {v!r}")
+    clips = [n for n in ("clipnorm", "global_clipnorm", "clipvalue") if getattr(c, n) is not None]
+    need(len(clips) <= 1, f"only one of clipnorm, global_clipnorm, clipvalue may be set (got {', '.join(clips)})")
+    need(math.isfinite(c.weight_decay) and c.weight_decay >= 0, f"weight_decay must be >= 0, got {c.weight_decay}")
+    need(c.ema_momentum is None or 0 <= c.ema_momentum <= 1,
+         f"ema_momentum must be in [0, 1], got {c.ema_momentum}")
+    need(c.ema_overwrite_frequency is None or (c.ema_momentum is not None and c.ema_overwrite_frequency >= 1),
+         "ema_overwrite_frequency needs ema_momentum and must be >= 1")
+    g = c.gradient_accumulation_steps
+    need(g is None or g >= 2, f"gradient_accumulation_steps must be >= 2, got {g}")
+    need(g is None or c.update == "dense", "gradient accumulation needs --update dense (Keras semantics)")
+    need(math.isfinite(c.grad_scale) and c.grad_scale > 0, f"grad_scale must be > 0, got {c.grad_scale}")
+    need(math.isfinite(c.bias_lr_mult) and c.bias_lr_mult >= 0, f"bias_lr_mult must be >= 0, got {c.bias_lr_mult}")
+    need(c.class_weight is None or (len(c.class_weight) == 2 and all(
+        isinstance(x, float) and math.isfinite(x) and x >= 0 for x in c.class_weight)),
+         f"class_weight must be [negative, positive] weights >= 0, got {c.class_weight!r}")
+    for name in ("beta_1", "beta_2"):
+        need(0 <= getattr(c, name) < 1, f"{name} must be in [0, 1), got {getattr(c, name)}")
+    need(c.epsilon > 0, f"epsilon must be > 0, got {c.epsilon}")
+    if c.learning_rate_schedule is not None:
+        from .schedules import check_schedule
+
+        check_schedule(c.learning_rate_schedule)
     need(c.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {c.checkpoint_every}")
     need(c.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {c.keep_checkpoints}")

@@ -509,3 +509,234 @@ def logloss_sum(m, y, weights):
     for i in range(len(m)):
         s += weights[i] * _logloss(m[i], y[i])
     return s
+
+
+# --------------------------------------------------------------------------------------
+# Mini-batch optimizers (Keras 3 / TF / MXNet FTRL, tensorflow-addons NovoGrad)
+# --------------------------------------------------------------------------------------
+# State for mini-batch training is one interleaved table st (D, K) plus the bias's row
+# bst (K,). FTRL columns: 0 z, 1 n, 2 w; NovoGrad: 0 m (momentum), 1 unused, 2 w.
+# Optional columns (index in flags): EMA of w, accumulated gradient.
+# Hyperparameters travel in hp (float64) and flags (int64); NaN in hp means "off".
+
+HP_BETA, HP_L1, HP_L2, HP_SHRINK, HP_P, HP_BIAS_L1, HP_BIAS_L2, HP_WD = 0, 1, 2, 3, 4, 5, 6, 7
+HP_CLIPNORM, HP_GCLIPNORM, HP_CLIPVALUE, HP_EMA_MOM, HP_LOSS_SCALE, HP_GSCALE = 8, 9, 10, 11, 12, 13
+HP_BIAS_LR, HP_BETA1, HP_BETA2, HP_EPS = 14, 15, 16, 17
+N_HP = 18
+FL_DENSE, FL_BIAS, FL_EMA_COL, FL_ACC_COL, FL_ACCUM, FL_EMA_FREQ = 0, 1, 2, 3, 4, 5
+FL_NOVOGRAD, FL_AMSGRAD, FL_GRAD_AVG = 6, 7, 8
+N_FL = 9
+COL_Z, COL_N, COL_W, COL_M = 0, 1, 2, 0
+# layer scalars ls: NovoGrad v and vhat for the weight vector and the bias
+LS_V_W, LS_V_B, LS_VHAT_W, LS_VHAT_B = 0, 1, 2, 3
+
+
+@njit(cache=True, inline="always")
+def _ftrl_step(st, i, g, lr, beta, l1, l2, two_s, p):
+    """One Keras/TF FTRL step on coordinate i with gradient g (stored weight in column 2).
+
+    gs = g + 2 s w ; n' = n + g^2 ; z += gs - (n'^p - n^p)/lr * w ; w = f(z, n', lr).
+    """
+    w = np.float64(st[i, 2])
+    n = np.float64(st[i, 1])
+    n_new = n + g * g
+    z = np.float64(st[i, 0]) + (g + two_s * w) - _sigma(n, n_new, lr, p) * w
+    st[i, 0] = z
+    st[i, 1] = n_new
+    st[i, 2] = _weight(z, n_new, lr, beta, l1, l2, p)
+
+
+@njit(cache=True, inline="always")
+def _clip_norm(g, sumsq, c):
+    """Keras clip_by_norm of one element: g * c / max(||g||, c)."""
+    return g * c / max(np.sqrt(sumsq), c)
+
+
+@njit(cache=True, nogil=True)
+def train_minibatch(indptr, ids, values, y, sw, cap, B, lrs, it0, st, bst, ls, hp, fl,
+                    gbuf, mark, touched, margins):
+    """Mini-batch training: per batch of B rows, the gradient of the mean weighted log loss,
+    then one optimizer step (Keras 3 order: loss scale -> accumulation -> clip -> weight
+    decay -> update -> EMA).
+
+    # Assumes: every slot of ids is < st.shape[0] (see ftrl_online); gbuf float64[D] is all
+    #          zeros and mark uint8[D] all zeros on entry (both are left so); touched int64[D];
+    #          lrs holds one learning rate per step (ceil(rows / B)); the bias's lr is
+    #          lr * hp[HP_BIAS_LR]. it0 = optimizer iterations before the first step.
+
+    dense (fl[FL_DENSE]=1): every allocated coordinate is updated each step (Keras);
+    lazy: only the coordinates present in the batch (TF sparse ops, MXNet row_sparse).
+    Returns (summed weighted progressive log loss, steps taken). margins[r] gets the
+    margin of row r under the weights before its batch's step.
+    """
+    nrows = len(indptr) - 1
+    D = st.shape[0]
+    dense = fl[FL_DENSE] == 1
+    use_bias = fl[FL_BIAS] == 1
+    ema_col = fl[FL_EMA_COL]
+    acc_col = fl[FL_ACC_COL]
+    accum = fl[FL_ACCUM]
+    ema_freq = fl[FL_EMA_FREQ]
+    novograd = fl[FL_NOVOGRAD] == 1
+    beta, l1, l2, p = hp[HP_BETA], hp[HP_L1], hp[HP_L2], hp[HP_P]
+    two_s = 2.0 * hp[HP_SHRINK]
+    wd = hp[HP_WD]
+    loss = 0.0
+    step = 0
+    r0 = 0
+    while r0 < nrows:
+        r1 = min(r0 + B, nrows)
+        inv_b = 1.0 / (r1 - r0)
+        it = it0 + step
+        lr = lrs[step]
+        blr = lr * hp[HP_BIAS_LR]
+        # ---- forward with the stored weights, gradient of the mean loss --------------
+        nt = 0
+        gb = 0.0
+        for r in range(r0, r1):
+            m = 0.0
+            for k in range(indptr[r], indptr[r + 1]):
+                m += st[_slot(ids[k], cap), COL_W] * values[k]
+            if use_bias:
+                m += bst[COL_W]
+            margins[r] = m
+            loss += sw[r] * _logloss(m, y[r])
+            res = (_sigmoid(m) - y[r]) * sw[r] * inv_b
+            for k in range(indptr[r], indptr[r + 1]):
+                s = _slot(ids[k], cap)
+                if mark[s] == 0:
+                    mark[s] = 1
+                    touched[nt] = s
+                    nt += 1
+                gbuf[s] += res * values[k]
+            gb += res
+        # the coordinates this step updates
+        if dense:
+            nt = D
+            for i in range(D):
+                touched[i] = i
+        if not np.isnan(hp[HP_LOSS_SCALE]):  # Keras scales the loss, then unscales grads
+            f = hp[HP_LOSS_SCALE]
+            for t in range(nt):
+                gbuf[touched[t]] = (gbuf[touched[t]] * f) / f
+            gb = (gb * f) / f
+        if hp[HP_GSCALE] != 1.0:  # MXNet rescale_grad (relative to the batch mean)
+            for t in range(nt):
+                gbuf[touched[t]] *= hp[HP_GSCALE]
+            gb *= hp[HP_GSCALE]
+        apply = True
+        if accum > 1:  # Keras gradient accumulation (dense only; checked by the caller)
+            if (it + 1) % accum != 0:
+                apply = False
+                for i in range(D):
+                    st[i, acc_col] += gbuf[i]
+                bst[acc_col] += gb
+            else:
+                for i in range(D):
+                    gbuf[i] = (gbuf[i] + st[i, acc_col]) / accum
+                    st[i, acc_col] = 0.0
+                gb = (gb + bst[acc_col]) / accum
+                bst[acc_col] = 0.0
+        if apply:
+            # ---- clipping: exactly one kind is on ---------------------------------------
+            if not np.isnan(hp[HP_CLIPNORM]):
+                sq = 0.0
+                for t in range(nt):
+                    sq += gbuf[touched[t]] ** 2
+                c = hp[HP_CLIPNORM]  # per tensor: the weight vector, then the bias
+                for t in range(nt):
+                    gbuf[touched[t]] = _clip_norm(gbuf[touched[t]], sq, c)
+                gb = _clip_norm(gb, gb * gb, c)
+            elif not np.isnan(hp[HP_GCLIPNORM]):
+                sq = gb * gb if use_bias else 0.0
+                for t in range(nt):
+                    sq += gbuf[touched[t]] ** 2
+                c = hp[HP_GCLIPNORM]
+                f = c * min(1.0 / np.sqrt(sq), 1.0 / c)
+                for t in range(nt):
+                    gbuf[touched[t]] *= f
+                gb *= f
+            elif not np.isnan(hp[HP_CLIPVALUE]):
+                c = hp[HP_CLIPVALUE]
+                for t in range(nt):
+                    gbuf[touched[t]] = min(max(gbuf[touched[t]], -c), c)
+                gb = min(max(gb, -c), c)
+            # ---- decoupled weight decay: w <- w - w * wd * lr --------------------------
+            if wd != 0.0 and not novograd:  # (NovoGrad's wd is part of its own step)
+                for t in range(nt):
+                    i = touched[t]
+                    st[i, COL_W] = st[i, COL_W] - st[i, COL_W] * wd * lr
+                if use_bias:
+                    bst[COL_W] = bst[COL_W] - bst[COL_W] * wd * blr
+            # ---- update ---------------------------------------------------------------
+            if not novograd:
+                for t in range(nt):
+                    _ftrl_step(st, touched[t], gbuf[touched[t]], lr, beta, l1, l2, two_s, p)
+                if use_bias:
+                    _ftrl_step(bst.reshape(1, -1), 0, gb, blr, beta, hp[HP_BIAS_L1], hp[HP_BIAS_L2], two_s, p)
+            else:
+                _novograd_layer(st, touched, nt, gbuf, lr, it, hp, fl, ls, LS_V_W, LS_VHAT_W)
+                if use_bias:
+                    gbb = np.empty(1)
+                    gbb[0] = gb
+                    one = np.zeros(1, np.int64)
+                    _novograd_layer(bst.reshape(1, -1), one, 1, gbb, blr, it, hp, fl, ls, LS_V_B, LS_VHAT_B)
+        # ---- exponential moving average of the weights (Keras use_ema) --------------
+        if ema_col >= 0:
+            mom = hp[HP_EMA_MOM] if it != 0 else 0.0
+            for i in range(D):
+                st[i, ema_col] = mom * st[i, ema_col] + (1.0 - mom) * st[i, COL_W]
+            bst[ema_col] = mom * bst[ema_col] + (1.0 - mom) * bst[COL_W]
+            if ema_freq > 0 and (it + 1) % ema_freq == 0:
+                for i in range(D):
+                    st[i, COL_W] = st[i, ema_col]
+                bst[COL_W] = bst[ema_col]
+        # ---- reset the scratch buffers ----------------------------------------------
+        if dense:
+            for i in range(D):
+                gbuf[i] = 0.0
+                mark[i] = 0
+        else:
+            for t in range(nt):
+                gbuf[touched[t]] = 0.0
+                mark[touched[t]] = 0
+        step += 1
+        r0 = r1
+    return loss, step
+
+
+@njit(cache=True)
+def _novograd_layer(st, touched, nt, g, lr, it, hp, fl, ls, v_at, vhat_at):
+    """tensorflow-addons NovoGrad on one layer (the weight vector, or the bias).
+
+    v = sum(g^2) on the first step, else beta2 v + (1-beta2) sum(g^2)  (a layer scalar);
+    d = sqrt(v) + eps (amsgrad: sqrt(max(vhat, v)) + eps); G = g/d + wd w;
+    G *= (1-beta1) after the first step when grad_averaging; m = beta1 m - lr G; w += m.
+    """
+    b1, b2, eps, wd = hp[HP_BETA1], hp[HP_BETA2], hp[HP_EPS], hp[HP_WD]
+    g2 = 0.0
+    for t in range(nt):
+        g2 += g[touched[t]] ** 2
+    if it == 0:
+        v = g2
+    else:
+        v = b2 * ls[v_at] + (1.0 - b2) * g2
+    ls[v_at] = v
+    if fl[FL_AMSGRAD] == 1:
+        vh = max(ls[vhat_at], v)
+        ls[vhat_at] = vh
+        d = np.sqrt(vh) + eps
+    else:
+        d = np.sqrt(v) + eps
+    avg = fl[FL_GRAD_AVG] == 1 and it != 0
+    for t in range(nt):
+        i = touched[t]
+        w = np.float64(st[i, COL_W])
+        G = g[i] / d
+        if wd > 0:
+            G += wd * w
+        if avg:
+            G *= 1.0 - b1
+        m = b1 * np.float64(st[i, COL_M]) - lr * G
+        st[i, COL_M] = m
+        st[i, COL_W] = w + m

@@ -1,5 +1,5 @@
-"""The model: FTRL-Proximal state (z, n per table slot, plus the bias) and what it can do
-with a CSR batch (learn, score, list its weights).
+"""The model: optimizer state per table slot plus the bias, and what it can do with a CSR
+batch (learn, score, list its weights).
 
 Weight table. `bits` sets the capacity C = 2**bits. A feature id below C owns slot id;
 an id >= C is hashed into [0, C) with splitmix64's finalizer (kernels._slot): stable across
@@ -8,6 +8,13 @@ lazily, as the next power of two above the largest id seen (so agaricus uses 128
 url_mini's 3.2 M ids 4 M slots, without collisions), and becomes full-size once an id is
 hashed. Hashed ids are remembered (up to MAX_ALIASES) so that `export` can name them and
 collisions can be counted.
+
+State layout. `st` is one interleaved table (D, K), `bst` the bias's row (K,):
+- online FTRL (batch size 1, Algorithm 1):  K = 2, columns z, n; w is computed from them;
+- mini-batch FTRL:                          z, n, w (the stored weight, as Keras keeps it);
+- NovoGrad:                                 m, (unused), w;
+then optionally the EMA of w and the accumulated gradient. Growing the table appends rows
+in their initial state, which is exactly what a dense optimizer would have left there.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import numpy as np
 
 from . import kernels as K
 from .config import Config
+from .schedules import learning_rates
 
 MAX_ALIASES = 1 << 20
 MIN_SLOTS = 64
@@ -25,19 +33,32 @@ def _next_pow2(x: int) -> int:
     return 1 << max(int(x) - 1, 0).bit_length()
 
 
+def layout(config: Config) -> dict:
+    """Column indices of the state table for a config."""
+    if config.online:
+        return {"K": 2, "ema": -1, "acc": -1}
+    k = 3
+    ema = acc = -1
+    if config.ema_momentum is not None:
+        ema, k = k, k + 1
+    if config.gradient_accumulation_steps:
+        acc, k = k, k + 1
+    return {"K": k, "ema": ema, "acc": acc}
+
+
 class Model:
-    def __init__(self, config: Config, zn=None, bias_zn=None, alias=None):
+    def __init__(self, config: Config, st=None, bst=None, ls=None, alias=None, iterations: int = 0):
         self.config = config
+        self.cols = layout(config)
         dt = np.dtype(config.dtype)
-        if zn is None:
-            zn = self._fresh(min(MIN_SLOTS, self.cap), dt)
-        if bias_zn is None:
-            bias_zn = np.array([0.0, config.initial_accumulator], dtype=dt)
-        self.zn = zn
-        self.bias_zn = bias_zn
+        self.st = self._fresh(min(MIN_SLOTS, self.cap), dt) if st is None else st
+        self.bst = self._fresh(1, dt)[0] if bst is None else bst
+        self.ls = np.zeros(4) if ls is None else ls  # NovoGrad's per-layer v, vhat
         # alias[:, 0] = slot, alias[:, 1] = id: every id seen in a slot that a hashed id uses
         self.alias = np.empty((0, 2), np.int64) if alias is None else alias
         self.alias_overflow = False
+        self.iterations = iterations  # optimizer steps taken (mini-batch mode)
+        self._scratch = None
 
     # ---- table ----------------------------------------------------------------------
     @property
@@ -46,20 +67,22 @@ class Model:
 
     @property
     def size(self) -> int:
-        return self.zn.shape[0]
+        return self.st.shape[0]
 
     def _fresh(self, size: int, dt) -> np.ndarray:
-        zn = np.zeros((size, 2), dtype=dt)
-        zn[:, 1] = self.config.initial_accumulator
-        return zn
+        st = np.zeros((size, self.cols["K"]), dtype=dt)
+        if self.config.optimizer == "ftrl":
+            st[:, K.COL_N] = self.config.initial_accumulator
+        return st
 
     def reserve(self, max_id: int) -> None:
         """Grow the table so that every id <= max_id has a valid slot."""
         need = self.cap if max_id >= self.cap else min(self.cap, _next_pow2(max_id + 1))
         if need > self.size:
-            zn = self._fresh(need, self.zn.dtype)
-            zn[: self.size] = self.zn
-            self.zn = zn
+            st = self._fresh(need, self.st.dtype)
+            st[: self.size] = self.st
+            self.st = st
+            self._scratch = None
 
     def _record_aliases(self, ids: np.ndarray) -> None:
         """Remember which ids share the slots that hashed ids land in (naming, collisions)."""
@@ -72,7 +95,7 @@ class Model:
             K.slots_of(hid, cap, hslot)
             known = np.isin(hslot, self.alias[:, 0])
             # a slot touched before but not yet aliased was touched by its own id
-            touched = (self.zn[hslot, 0] != 0) | (self.zn[hslot, 1] != self.config.initial_accumulator)
+            touched = np.any(self.st[hslot] != self._fresh(1, self.st.dtype)[0], axis=1)
             own = hslot[touched & ~known]
             pairs += [np.stack([hslot, hid], 1), np.stack([own, own], 1)]
         if len(self.alias) or pairs:
@@ -93,28 +116,85 @@ class Model:
             if max_id >= self.cap or len(self.alias):
                 self._record_aliases(ids)
 
-    # ---- learning and scoring ---------------------------------------------------------
+    # ---- learning ---------------------------------------------------------------------
     def learn(self, indptr, ids, values, y, weights, max_id: int, margins: np.ndarray) -> float:
-        """One online pass over the rows; returns their summed progressive log loss."""
+        """Train on the rows (in order); returns their summed weighted progressive log loss.
+
+        margins[r] receives the margin each row was predicted with before learning from it.
+        """
         c = self.config
         self.prepare(ids, max_id)
-        return K.ftrl_online(indptr, ids, values, y, weights, self.zn, self.bias_zn, self.cap,
-                             c.alpha, c.beta, c.l1, c.l2, c.l2_shrinkage, c.p,
-                             c.resolved_bias_l1, c.resolved_bias_l2, c.bias, margins)
+        if c.online:
+            return K.ftrl_online(indptr, ids, values, y, weights, self.st, self.bst, self.cap,
+                                 c.alpha, c.beta, c.l1, c.l2, c.l2_shrinkage, c.p,
+                                 c.resolved_bias_l1, c.resolved_bias_l2, c.bias, margins)
+        rows = len(indptr) - 1
+        steps = -(-rows // c.batch_size)
+        lrs = learning_rates(c, self.iterations, steps, self.st.dtype)
+        if self._scratch is None or len(self._scratch[0]) != self.size:
+            self._scratch = (np.zeros(self.size), np.zeros(self.size, np.uint8),
+                             np.zeros(self.size, np.int64))
+        gbuf, mark, touched = self._scratch
+        loss, taken = K.train_minibatch(indptr, ids, values, y, weights, self.cap, c.batch_size, lrs,
+                                        self.iterations, self.st, self.bst, self.ls, self._hp(),
+                                        self._flags(), gbuf, mark, touched, margins)
+        self.iterations += taken
+        return loss
 
-    def weights(self) -> np.ndarray:
-        """w for every allocated slot (float64), computed from (z, n)."""
+    def _hp(self) -> np.ndarray:
         c = self.config
+        nan = float("nan")
+        hp = np.full(K.N_HP, nan)
+        hp[K.HP_BETA], hp[K.HP_L1], hp[K.HP_L2] = c.beta, c.l1, c.l2
+        hp[K.HP_SHRINK], hp[K.HP_P] = c.l2_shrinkage, c.p
+        hp[K.HP_BIAS_L1], hp[K.HP_BIAS_L2] = c.resolved_bias_l1, c.resolved_bias_l2
+        hp[K.HP_WD] = c.weight_decay
+        for i, v in ((K.HP_CLIPNORM, c.clipnorm), (K.HP_GCLIPNORM, c.global_clipnorm),
+                     (K.HP_CLIPVALUE, c.clipvalue), (K.HP_EMA_MOM, c.ema_momentum),
+                     (K.HP_LOSS_SCALE, c.loss_scale_factor)):
+            hp[i] = nan if v is None else v
+        hp[K.HP_GSCALE], hp[K.HP_BIAS_LR] = c.grad_scale, c.bias_lr_mult
+        hp[K.HP_BETA1], hp[K.HP_BETA2], hp[K.HP_EPS] = c.beta_1, c.beta_2, c.epsilon
+        return hp
+
+    def _flags(self) -> np.ndarray:
+        c = self.config
+        fl = np.zeros(K.N_FL, np.int64)
+        fl[K.FL_DENSE] = c.update == "dense"
+        fl[K.FL_BIAS] = c.bias
+        fl[K.FL_EMA_COL], fl[K.FL_ACC_COL] = self.cols["ema"], self.cols["acc"]
+        fl[K.FL_ACCUM] = c.gradient_accumulation_steps or 0
+        fl[K.FL_EMA_FREQ] = c.ema_overwrite_frequency or 0
+        fl[K.FL_NOVOGRAD] = c.optimizer == "novograd"
+        fl[K.FL_AMSGRAD], fl[K.FL_GRAD_AVG] = c.amsgrad, c.grad_averaging
+        return fl
+
+    def finalize(self) -> None:
+        """End of training: with an EMA, the averaged weights become the model (as Keras's
+        finalize_variable_values does at the end of fit)."""
+        e = self.cols["ema"]
+        if e >= 0:
+            self.st[:, K.COL_W] = self.st[:, e]
+            self.bst[K.COL_W] = self.bst[e]
+
+    # ---- scoring ----------------------------------------------------------------------
+    def weights(self) -> np.ndarray:
+        """w for every allocated slot (float64)."""
+        c = self.config
+        if not c.online:
+            return self.st[:, K.COL_W].astype(np.float64)
         w = np.empty(self.size, np.float64)
-        K.weights_from_state(self.zn, c.alpha, c.beta, c.l1, c.l2, c.p, w)
+        K.weights_from_state(self.st, c.alpha, c.beta, c.l1, c.l2, c.p, w)
         return w
 
     def bias_weight(self) -> float:
         c = self.config
         if not c.bias:
             return 0.0
+        if not c.online:
+            return float(self.bst[K.COL_W])
         w = np.empty(1, np.float64)
-        K.weights_from_state(self.bias_zn.reshape(1, 2), c.alpha, c.beta,
+        K.weights_from_state(self.bst.reshape(1, -1), c.alpha, c.beta,
                              c.resolved_bias_l1, c.resolved_bias_l2, c.p, w)
         return float(w[0])
 

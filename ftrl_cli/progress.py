@@ -42,6 +42,10 @@ class LogReporter(Reporter):
         self.next_report = 1 << 14
         self.header = False
 
+    def start(self, description, total_bytes):
+        if self.rows == 0:
+            self.t0 = time.perf_counter()
+
     def log(self, message: str) -> None:
         print(message, file=self.stream, flush=True)
 
@@ -67,8 +71,15 @@ class RichReporter(Reporter):
 
     def __init__(self):
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         self.console = Console(stderr=True)
         self.progress = Progress(

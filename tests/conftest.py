@@ -25,7 +25,8 @@ def state_arrays(model_dir):
     from ftrl_cli import checkpoint
 
     model, meta = checkpoint.load(os.fspath(model_dir))
-    return {"zn": model.zn, "bias_zn": model.bias_zn, "alias": model.alias}, meta
+    return {"st": model.st, "bst": model.bst, "ls": model.ls, "alias": model.alias,
+            "iterations": np.array(model.iterations)}, meta
 
 
 def assert_same_state(dir_a, dir_b):

@@ -98,7 +98,7 @@ def test_pickled_arrays_are_never_loaded(tmp_path, sample_train):
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, zn=np.array([object()], dtype=object), bias_zn=np.zeros(2), alias=np.zeros((0, 2), np.int64),
+    np.savez(buf, st=np.array([object()], dtype=object), bst=np.zeros(2), ls=np.zeros(4), iterations=np.zeros(1, np.int64), alias=np.zeros((0, 2), np.int64),
              meta=np.zeros(1, np.uint8))
     path.write_bytes(buf.getvalue())
     man = json.loads((d / "manifest.json").read_text())
@@ -175,10 +175,10 @@ def test_resume_without_checkpoint_starts_fresh(tmp_path, sample_train):
 def test_model_state_round_trip(tmp_path):
     m = Model(Config(bits=10, dtype="float32"))
     m.reserve(700)
-    m.zn[:, 0] = np.arange(m.size, dtype=np.float32)
+    m.st[:, 0] = np.arange(m.size, dtype=np.float32)
     os.makedirs(tmp_path / "d")
     checkpoint.write_config(tmp_path / "d", m.config)
     checkpoint.save(tmp_path / "d", m, {"examples_seen": 0})
     back, meta = checkpoint.load(tmp_path / "d")
-    assert back.zn.dtype == np.float32 and np.array_equal(back.zn, m.zn)
+    assert back.st.dtype == np.float32 and np.array_equal(back.st, m.st)
     assert meta == {"examples_seen": 0}

@@ -31,7 +31,7 @@ def test_unknown_keys_name_the_valid_ones():
 
 @pytest.mark.parametrize("bad", [
     {"alpha": 0}, {"alpha": -1}, {"beta": -0.1}, {"l1": -1}, {"l2": float("nan")},
-    {"lr_power": 0.5}, {"lr_power": 0}, {"bits": 0}, {"bits": 41}, {"dtype": "float16"},
+    {"lr_power": 0.5}, {"bits": 0}, {"bits": 41}, {"dtype": "float16"},
     {"passes": 0}, {"keep_checkpoints": 0}, {"initial_accumulator": -1}, {"bias_l1": -2},
 ])
 def test_invalid_values(bad):

@@ -22,7 +22,7 @@ def test_small_data_gets_a_small_table():
     m = Model(Config())
     learn_file(m, SAMPLE_TRAIN)
     assert m.size == 128  # agaricus ids go to 126
-    assert m.zn.nbytes < 4096
+    assert m.st.nbytes < 4096
 
 
 def test_big_ids_without_collisions_by_default():
@@ -46,7 +46,7 @@ def test_ids_beyond_capacity_are_hashed_never_dropped():
     K.slots_of(ids, 256, slots)
     assert slots[0] == 3 and np.all(slots < 256) and np.all(slots >= 0)
     # every id influenced the model: its slot's n moved off the initial accumulator
-    assert np.all(m.zn[slots, 1] > 0)
+    assert np.all(m.st[slots, 1] > 0)
     # the same ids map to the same slots in a fresh process-independent computation
     again = np.empty(4, np.int64)
     K.slots_of(ids, 256, again)
@@ -60,7 +60,7 @@ def test_collisions_are_counted():
     m = Model(Config(bits=4))
     ids = np.arange(0, 200, dtype=np.int64)  # 16 slots, 200 ids
     m.prepare(ids, 199)
-    m.zn[:, 1] += 1  # mark all touched
+    m.st[:, 1] += 1  # mark all touched
     assert m.collisions() == 16
 
 
@@ -78,7 +78,7 @@ def test_float32_state():
     m32, m64 = Model(Config(dtype="float32")), Model(Config())
     learn_file(m32, SAMPLE_TRAIN)
     learn_file(m64, SAMPLE_TRAIN)
-    assert m32.zn.dtype == np.float32
+    assert m32.st.dtype == np.float32
     np.testing.assert_allclose(m32.weights(), m64.weights(), rtol=1e-3, atol=1e-5)
 
 
