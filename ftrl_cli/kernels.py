@@ -70,7 +70,7 @@ def _parse_number(buf, i, end, pow10):
         if 48 <= c <= 57:
             seen = True
             if ndig < 18:
-                mant = mant * 10 + (c - 48)
+                mant = mant * 10 + (np.int64(c) - 48)
                 if mant != 0:
                     ndig += 1
             else:
@@ -86,7 +86,7 @@ def _parse_number(buf, i, end, pow10):
             if 48 <= c <= 57:
                 seen = True
                 if ndig < 18:
-                    mant = mant * 10 + (c - 48)
+                    mant = mant * 10 + (np.int64(c) - 48)
                     if mant != 0:
                         ndig += 1
                     exp10 -= 1
@@ -107,7 +107,7 @@ def _parse_number(buf, i, end, pow10):
         edig = 0
         while i < end and 48 <= buf[i] <= 57:
             if e < 100000:
-                e = e * 10 + (buf[i] - 48)
+                e = e * 10 + (np.int64(buf[i]) - 48)
             edig += 1
             i += 1
         if edig == 0:
@@ -229,7 +229,7 @@ def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows):
             nd = 0
             while i < end and 48 <= buf[i] <= 57:
                 if idx < MAX_INDEX:
-                    idx = idx * 10 + (buf[i] - 48)
+                    idx = idx * 10 + (np.int64(buf[i]) - 48)
                 nd += 1
                 i += 1
             if nd == 0:
