@@ -152,8 +152,10 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
     sw = np.empty(rows_per_batch)
     margins = np.empty(rows_per_batch)
     cw = config.class_weight
-    t0 = time.perf_counter()
+    on_bad = _bad_line_policy(config, meta, reporter)
+    t0 = last_ckpt = time.perf_counter()
     start_examples = meta["examples_seen"]
+    start_bad = meta["bad_lines"]
     features = 0
     since_ckpt = 0
 
@@ -165,7 +167,7 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
                     size = input_ids[i]["size"]
                     reporter.start(f"pass {p + 1}/{config.passes} {display_name(path)}", size)
                     for b in iter_libsvm(path, start_offset=run["offset"], start_line=run["line"],
-                                         batch_rows=rows_per_batch):
+                                         batch_rows=rows_per_batch, on_bad=on_bad):
                         n = b.rows
                         np.greater(b.labels, 0.0, out=y[:n])
                         _row_weights(b, y[:n], cw, sw[:n])
@@ -178,9 +180,12 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
                         since_ckpt += n
                         run["offset"], run["line"] = b.end_offset, b.end_line
                         reporter.advance(b.raw_bytes, n, loss)
-                        if stop.signum is not None or (every and since_ckpt >= every):
+                        due = (every and since_ckpt >= every) or (
+                            config.checkpoint_seconds and time.perf_counter() - last_ckpt >= config.checkpoint_seconds)
+                        if stop.signum is not None or due:
                             checkpoint.save(model_dir, model, meta)
                             since_ckpt = 0
+                            last_ckpt = time.perf_counter()
                             if stop.signum is not None:
                                 code = 130 if stop.signum == signal.SIGINT else 143
                                 raise Interrupted(
@@ -212,6 +217,7 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
         "features": features,
         "seconds": seconds,
         "rows_per_second": examples / seconds if seconds > 0 else None,
+        "bad_lines": meta["bad_lines"] - start_bad,
         "table_slots": model.size,
         "hashed_collisions": model.collisions(),
     }
@@ -219,6 +225,23 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
         reporter.warn(f"feature ids >= 2**{config.bits} were hashed into the table; "
                       f"{summary['hashed_collisions']} slot(s) are shared; raise --bits to avoid it")
     return summary
+
+
+def _bad_line_policy(config, meta, reporter):
+    """The on_bad callback for the readers: None (fail), or count/warn and skip."""
+    if config.on_bad_line == "fail":
+        return None
+    seen = [0]
+
+    def on_bad(exc):
+        seen[0] += 1
+        meta["bad_lines"] += 1
+        if config.max_bad_lines is not None and seen[0] > config.max_bad_lines:
+            raise DataError(f"more than {config.max_bad_lines} bad lines (--max-bad-lines); last: {exc}")
+        if config.on_bad_line == "warn":
+            reporter.warn(f"skipped {exc}")
+
+    return on_bad
 
 
 def _row_weights(batch, y, class_weight, out):
@@ -237,7 +260,7 @@ def _start_run(meta, input_ids, config):
                  "offset": 0, "line": 0, "examples": 0, "loss_sum": 0.0, "weight_sum": 0.0}
     if meta is None:
         return {"examples_seen": 0, "passes_done": 0, "history": [], "finished": False,
-                "run": fresh_run}
+                "bad_lines": 0, "run": fresh_run}
     if not meta.get("finished"):
         old = meta["run"]
         if [e["path"] for e in old["inputs"]] != [e["path"] for e in input_ids]:

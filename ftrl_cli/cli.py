@@ -116,7 +116,9 @@ _SETTINGS = [
     ("beta-2", float, "NovoGrad beta_2.  [default: 0.999]"),
     ("epsilon", float, "NovoGrad epsilon.  [default: 1e-7]"),
     ("passes", int, "Passes over the inputs.  [default: 1]"),
-    ("checkpoint-every", int, "Write a checkpoint every N examples (0: at the end).  [default: 0]"),
+    ("on-bad-line", click.Choice(["fail", "skip", "warn"]),
+     "A malformed line stops the run (fail) or is skipped, silently or with a warning.  [default: fail]"),
+    ("max-bad-lines", int, "With skip/warn: stop after this many bad lines."),
     ("keep-checkpoints", int, "Checkpoints kept in the model directory.  [default: 3]"),
 ]
 
@@ -126,6 +128,9 @@ def settings_options(fn):
         fn = click.option(f"--{name}", name.replace("-", "_"), type=typ, default=None, help=help_)(fn)
     fn = click.option("--bias/--no-bias", "bias", default=None,
                       help="Learn a bias (a feature of value 1 in every row).  [default: on]")(fn)
+    fn = click.option("--checkpoint-every", "checkpoint_every", default=None, metavar="N|DURATION",
+                      callback=_every,
+                      help="Checkpoint every N examples or every DURATION (30s, 5m, 1h).  [default: at the end]")(fn)
     fn = click.option("--grad-averaging/--no-grad-averaging", default=None, help="NovoGrad grad_averaging.")(fn)
     fn = click.option("--amsgrad/--no-amsgrad", default=None, help="NovoGrad amsgrad.")(fn)
     fn = click.option("--lr-schedule", "learning_rate_schedule", default=None, metavar="JSON|FILE",
@@ -150,6 +155,19 @@ def _json_arg(ctx, param, value):
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise click.BadParameter(f"not valid JSON ({e.msg})") from None
+
+
+def _every(ctx, param, value):
+    """N examples -> {"checkpoint_every": N}; a duration -> {"checkpoint_seconds": s}."""
+    if value is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if value[-1:] in units:
+            return {"checkpoint_seconds": float(value[:-1]) * units[value[-1]]}
+        return {"checkpoint_every": int(value)}
+    except ValueError:
+        raise click.BadParameter("expected a number of examples (10000) or a duration (30s, 5m, 1h)") from None
 
 
 def _pair(ctx, param, value):
@@ -195,6 +213,9 @@ def train(inputs, model_dir, config_file, keras_optimizer, mxnet_optimizer, novo
                                       ("novograd", novograd_optimizer)) if p]
     if len(externals) > 1:
         raise click.UsageError("give at most one of --keras-optimizer, --mxnet-optimizer, --novograd-optimizer")
+    every = settings.pop("checkpoint_every")
+    if every:
+        settings.update(every)
     reporter = make_reporter(quiet)
     s = _api().train(inputs, model_dir, config_file=config_file, overrides=settings,
                      external=externals[0] if externals else None,
@@ -206,7 +227,8 @@ def train(inputs, model_dir, config_file, keras_optimizer, mxnet_optimizer, novo
         click.echo(
             f"trained {s['examples']:,} examples x {s['passes']} pass(es) in {s['seconds']:.2f}s "
             f"({(s['rows_per_second'] or 0):,.0f} rows/s); progressive logloss "
-            f"{loss if loss is None else format(loss, '.6f')}; model in {model_dir}", err=True)
+            f"{loss if loss is None else format(loss, '.6f')}; model in {model_dir}"
+            + (f"; {s['bad_lines']:,} bad line(s) skipped" if s["bad_lines"] else ""), err=True)
 
 
 @main.command()

@@ -61,6 +61,9 @@ class Config:
     # --- run ---
     passes: int = 1
     checkpoint_every: int = 0  # examples between checkpoints; 0 = only at the end
+    checkpoint_seconds: float = 0.0  # seconds between checkpoints; 0 = off
+    on_bad_line: str = "fail"  # fail | skip | warn
+    max_bad_lines: int | None = None  # with skip/warn: fail after this many bad lines
     keep_checkpoints: int = 3
 
     def __post_init__(self):
@@ -221,5 +224,9 @@ def validate(c: Config) -> None:
         from .schedules import check_schedule
 
         check_schedule(c.learning_rate_schedule)
+    need(c.on_bad_line in ("fail", "skip", "warn"), f"on_bad_line must be fail, skip or warn, got {c.on_bad_line!r}")
+    need(c.max_bad_lines is None or c.max_bad_lines >= 0, f"max_bad_lines must be >= 0, got {c.max_bad_lines}")
+    need(math.isfinite(c.checkpoint_seconds) and c.checkpoint_seconds >= 0,
+         f"checkpoint_seconds must be >= 0, got {c.checkpoint_seconds}")
     need(c.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {c.checkpoint_every}")
     need(c.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {c.keep_checkpoints}")

@@ -190,10 +190,13 @@ def _error(name, code, buf, err_pos, line_start, end, line_no, what="value"):
 
 def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                 batch_rows: int = BATCH_ROWS, batch_nnz: int = BATCH_NNZ,
-                chunk_bytes: int = CHUNK_BYTES, max_line_bytes: int = MAX_LINE_BYTES):
+                chunk_bytes: int = CHUNK_BYTES, max_line_bytes: int = MAX_LINE_BYTES,
+                on_bad=None):
     """Yield Batches of at most batch_rows rows from one libsvm input.
 
     start_offset/start_line resume inside the (decompressed) stream at a row boundary.
+    on_bad: None raises DataError at the first bad line; else on_bad(error) is called for
+    each bad line (it may raise to stop) and the line is skipped.
     """
     with InputStream(path) as src:
         src.skip(start_offset)
@@ -218,9 +221,10 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                     pos = 0
                 if filled == len(buf):
                     if len(buf) >= max_line_bytes:
-                        raise DataError(
-                            f"{name}:{line + 1}: line longer than {max_line_bytes >> 20} MB "
-                            "(is this a libsvm text file?)")
+                        limit = (f"{max_line_bytes >> 20} MB" if max_line_bytes >= 1 << 20
+                                 else f"{max_line_bytes} bytes")
+                        raise DataError(f"{name}:{line + 1}: line longer than {limit} "
+                                        "(is this a libsvm text file?)")
                     buf = np.concatenate([buf, np.empty(len(buf), np.uint8)])
                 got = src.readinto(memoryview(buf)[filled:])
                 if got == 0:
@@ -240,31 +244,81 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                     ids = np.empty(2 * len(ids), np.int64)
                     values = np.empty(2 * len(values), np.float64)
                     continue
+                skip_to = exc = None
                 if err:
-                    raise _error(name, err, buf, err_pos, new_pos, end, line + lines + 1)
+                    exc = _error(name, err, buf, err_pos, new_pos, end, line + lines + 1)
+                    # keep the rows before the bad line (their slow numbers come first)
+                    nnz = int(indptr[rows])
+                    keep = (slow[:nslow, 0] == 0) & (slow[:nslow, 1] < rows) | (
+                        (slow[:nslow, 0] == 1) & (slow[:nslow, 1] < nnz))
+                    nslow = int(keep.sum())
+                    slow[:nslow] = slow[: len(keep)][keep]
+                    nl = K.last_newline(buf, err_pos, _line_end(buf, err_pos, end))
+                    skip_to = nl + 1 if nl >= 0 else end
                 if nslow:
-                    _resolve_slow(buf, slow[:nslow], labels, values, new_pos, end, name, pos, line)
+                    bad_rows = _resolve_slow(buf, slow[:nslow], labels, values, end, name, pos, line,
+                                             indptr, rows, on_bad)
+                    if bad_rows:
+                        rows, nnz = _drop_rows(bad_rows, labels, indptr, ids, values, rows)
+                if exc is not None:
+                    if on_bad is None:
+                        raise exc
+                    on_bad(exc)  # the bad-line policy: count, warn, or raise; then skip it
                 if unsorted or nslow:
                     nnz = K.canonicalize(indptr, ids, values, rows)
                 if rows:
                     yield Batch(labels[:rows], indptr[: rows + 1], ids[:nnz], values[:nnz],
-                                int(max_id), offset + new_pos, line + lines, src.raw_pos())
+                                int(ids[:nnz].max(initial=-1)) if nslow else int(max_id),
+                                offset + new_pos, line + lines, src.raw_pos())
                 line += lines
                 pos = new_pos
+                if skip_to is not None:
+                    line += 1
+                    pos = skip_to
             if eof:
                 return
 
 
-def _resolve_slow(buf, slow, labels, values, _pos, end, name, seg_start, line_base):
-    """Parse the rare numbers the fast path declines (>18 digits, big exponents) with float()."""
+def _line_end(buf, pos, end):
+    """One past the newline that ends the line holding pos (or end)."""
+    nl = np.flatnonzero(buf[pos:end] == 10)
+    return pos + int(nl[0]) + 1 if len(nl) else end
+
+
+def _drop_rows(bad_rows, labels, indptr, ids, values, rows):
+    """Remove rows (sorted indices) from a batch in place; returns (rows, nnz)."""
+    keep = np.ones(rows, bool)
+    keep[list(bad_rows)] = False
+    lengths = np.diff(indptr[: rows + 1])
+    feat_keep = np.repeat(keep, lengths)
+    nnz = int(feat_keep.sum())
+    ids[:nnz] = ids[: len(feat_keep)][feat_keep]
+    values[:nnz] = values[: len(feat_keep)][feat_keep]
+    new_rows = int(keep.sum())
+    labels[:new_rows] = labels[:rows][keep]
+    indptr[1 : new_rows + 1] = np.cumsum(lengths[keep])
+    indptr[0] = 0
+    return new_rows, nnz
+
+
+def _resolve_slow(buf, slow, labels, values, end, name, seg_start, line_base, indptr, rows, on_bad):
+    """Parse the rare numbers the fast path declines (>18 digits, big exponents) with
+    float(). Returns the rows whose number is not finite when on_bad lets them be skipped."""
+    bad = set()
     for kind, at, bpos in slow:
         v = float(_full_token(buf, bpos, end))
         if not np.isfinite(v):
             nl = bytes(buf[seg_start:bpos]).count(b"\n")
             line_start = bytes(buf[:bpos]).rfind(b"\n") + 1
-            raise _error(name, K.ERR_NAN, buf, bpos, line_start, end, line_base + nl + 1,
+            exc = _error(name, K.ERR_NAN, buf, bpos, line_start, end, line_base + nl + 1,
                          what="label" if kind == 0 else "value")
+            if on_bad is None:
+                raise exc
+            on_bad(exc)
+            bad.add(int(at) if kind == 0 else int(np.searchsorted(indptr[: rows + 1], at, side="right") - 1))
+            continue
         if kind == 0:
             labels[at] = v
         else:
             values[at] = v
+    return sorted(bad)
