@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -148,38 +149,85 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
     # checkpoint lands) never changes the steps taken. An input's last batch may be short.
     B = config.batch_size
     rows_per_batch = max(1, (min(batch_rows, every) if every else batch_rows) // B) * B
+    val_every = config.validation_every
+    if val_every:
+        rows_per_batch = max(B, min(rows_per_batch, (val_every // B) * B or B))
     y = np.empty(rows_per_batch)
     sw = np.empty(rows_per_batch)
     margins = np.empty(rows_per_batch)
     cw = config.class_weight
     on_bad = _bad_line_policy(config, meta, reporter)
+    holdout = _Holdout(config.holdout_every, run) if config.holdout_every else None
     t0 = last_ckpt = time.perf_counter()
     start_examples = meta["examples_seen"]
     start_bad = meta["bad_lines"]
     features = 0
-    since_ckpt = 0
+    since_ckpt = since_eval = 0
+    stopped_early = False
+
+    def evaluate_now(pass_no):
+        """One validation: record it, keep the best model, count towards early stopping."""
+        if config.validation:
+            ms, ys = [], []
+            w, bw = model.weights(), model.bias_weight()
+            for vb in iter_libsvm(config.validation):
+                ms.append(model.margins(vb.indptr, vb.ids, vb.values, w, bw))
+                ys.append((vb.labels > 0).astype(np.float64))
+            m_all, y_all = np.concatenate(ms), np.concatenate(ys)
+        elif holdout is not None:
+            m_all, y_all = holdout.take()
+        else:
+            return False
+        rec = {"pass": pass_no, "examples": meta["examples_seen"],
+               "rows": len(y_all), "logloss": float(metrics.logloss(m_all, y_all)) if len(y_all) else None,
+               "auc": metrics.roc_auc(m_all, y_all) if len(y_all) else None}
+        meta["evals"].append(rec)
+        reporter.evaluation(rec)
+        value = rec[config.metric]
+        if value is None or not np.isfinite(value):
+            return False
+        best = meta.get("best")
+        better = best is None or (value < best["value"] if config.metric == "logloss" else value > best["value"])
+        if better:
+            meta["best"] = {"metric": config.metric, "value": value, "pass": rec["pass"],
+                            "examples": rec["examples"]}
+            meta["since_best"] = 0
+            if config.early_stop:
+                checkpoint.save_best(model_dir, model, meta["best"])
+        else:
+            meta["since_best"] = meta.get("since_best", 0) + 1
+        return bool(config.early_stop) and meta["since_best"] >= config.early_stop
 
     with _StopFlag() as stop:
         try:
             for p in range(run["pass"], config.passes):
                 for i in range(run["file"], len(inputs)):
                     path = inputs[i]
-                    size = input_ids[i]["size"]
-                    reporter.start(f"pass {p + 1}/{config.passes} {display_name(path)}", size)
+                    reporter.start(f"pass {p + 1}/{config.passes} {display_name(path)}", input_ids[i]["size"])
                     for b in iter_libsvm(path, start_offset=run["offset"], start_line=run["line"],
                                          batch_rows=rows_per_batch, on_bad=on_bad):
+                        if holdout is not None:
+                            b = holdout.split(b, model)
                         n = b.rows
                         np.greater(b.labels, 0.0, out=y[:n])
                         _row_weights(b, y[:n], cw, sw[:n])
                         loss = model.learn(b.indptr, b.ids, b.values, y[:n], sw[:n], b.max_id, margins[:n])
+                        _curve_points(meta, run, margins[:n], y[:n], sw[:n], t0, reporter)
                         run["loss_sum"] += loss
                         run["weight_sum"] += float(sw[:n].sum())
+                        run["pos_sum"] += float(sw[:n] @ y[:n])
                         run["examples"] += n
                         meta["examples_seen"] += n
                         features += len(b.ids)
                         since_ckpt += n
+                        since_eval += n
                         run["offset"], run["line"] = b.end_offset, b.end_line
                         reporter.advance(b.raw_bytes, n, loss)
+                        if val_every and since_eval >= val_every:
+                            since_eval = 0
+                            if evaluate_now(meta["passes_done"] + 1):
+                                stopped_early = True
+                                break
                         due = (every and since_ckpt >= every) or (
                             config.checkpoint_seconds and time.perf_counter() - last_ckpt >= config.checkpoint_seconds)
                         if stop.signum is not None or due:
@@ -192,13 +240,19 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
                                     f"interrupted: checkpoint written after {meta['examples_seen']:,} "
                                     f"examples; continue with --resume", code)
                     reporter.end_input()
+                    if stopped_early:
+                        break
                     run.update(file=i + 1, offset=0, line=0)
-                meta["history"].append({"pass": meta["passes_done"] + 1, "examples": run["examples"],
-                                        "logloss": run["loss_sum"] / run["weight_sum"]
-                                        if run["weight_sum"] > 0 else None})
-                meta["passes_done"] += 1
-                run.update(**{"pass": p + 1, "file": 0, "examples": 0, "loss_sum": 0.0, "weight_sum": 0.0})
+                _end_pass(meta, run)
+                if stopped_early or evaluate_now(meta["passes_done"]):
+                    stopped_early = True
+                    break
+                run.update(**{"pass": p + 1, "file": 0, "offset": 0, "line": 0})
             model.finalize()
+            if config.early_stop and meta.get("best") and checkpoint.has_best(model_dir):
+                model = checkpoint.load_best(model_dir, config)  # the best model is the one kept
+                meta["kept"] = dict(meta["best"], reason="early stop" if stopped_early else "best")
+            meta["stopped_early"] = stopped_early
             meta["finished"] = True
             checkpoint.save(model_dir, model, meta)
         finally:
@@ -206,25 +260,113 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
 
     seconds = time.perf_counter() - t0
     examples = meta["examples_seen"] - start_examples
-    passes_run = [h for h in meta["history"] if h["pass"] > meta["passes_done"] - config.passes]
+    passes_run = meta["history"][len(meta["history"]) - (meta["passes_done"] - run.get("first_pass", 0)):]
     summary = {
         "model_dir": model_dir,
         "examples": examples,
         "examples_seen": meta["examples_seen"],
-        "passes": config.passes,
+        "passes": len(passes_run),
         "progressive_logloss": passes_run[0]["logloss"] if passes_run else None,
         "last_pass_logloss": passes_run[-1]["logloss"] if passes_run else None,
+        "best_constant_logloss": passes_run[0].get("best_constant_logloss") if passes_run else None,
+        "validation": meta["evals"][-1] if meta["evals"] else None,
+        "best": meta.get("best"),
+        "kept": meta.get("kept"),
+        "stopped_early": stopped_early,
         "features": features,
         "seconds": seconds,
         "rows_per_second": examples / seconds if seconds > 0 else None,
         "bad_lines": meta["bad_lines"] - start_bad,
         "table_slots": model.size,
         "hashed_collisions": model.collisions(),
+        "curve": [c["train_logloss"] for c in meta["curve"]],
     }
     if model.alias.size and not model.alias_overflow:
         reporter.warn(f"feature ids >= 2**{config.bits} were hashed into the table; "
                       f"{summary['hashed_collisions']} slot(s) are shared; raise --bits to avoid it")
     return summary
+
+
+def _end_pass(meta, run):
+    """Close a pass in the history: its progressive loss and the best constant's."""
+    ws, ps = run["weight_sum"], run["pos_sum"]
+    rate = ps / ws if ws > 0 else 0.0
+    const = (-(rate * np.log(rate) + (1 - rate) * np.log(1 - rate))) if 0 < rate < 1 else 0.0
+    meta["history"].append({"pass": meta["passes_done"] + 1, "examples": run["examples"],
+                            "logloss": run["loss_sum"] / ws if ws > 0 else None,
+                            "best_constant_logloss": float(const), "positive_rate": rate})
+    meta["passes_done"] += 1
+    run.update(examples=0, loss_sum=0.0, weight_sum=0.0, pos_sum=0.0)
+
+
+MAX_CURVE = 200
+FIRST_POINT = 128
+
+
+def _curve_points(meta, run, m, y, w, t0, reporter):
+    """The progressive loss of the current pass at doubling example counts (VW's table,
+    the summary's sparkline, `inspect --plot`), from this batch's per-row margins."""
+    curve = meta["curve"]
+    before = meta["examples_seen"]
+    target = max(FIRST_POINT, 2 * curve[-1]["examples"]) if curve else FIRST_POINT
+    if before + len(m) < target or len(curve) >= MAX_CURVE:
+        return
+    losses = w * (np.log1p(np.exp(-np.abs(m))) + np.maximum(m, 0.0) - y * m)
+    cum_loss = run["loss_sum"] + np.cumsum(losses)
+    cum_w = run["weight_sum"] + np.cumsum(w)
+    seconds = time.perf_counter() - t0
+    while target <= before + len(m) and len(curve) < MAX_CURVE:
+        j = target - before - 1
+        if cum_w[j] > 0:
+            point = {"examples": int(target), "pass": meta["passes_done"] + 1,
+                     "train_logloss": float(cum_loss[j] / cum_w[j]), "seconds": seconds}
+            curve.append(point)
+            reporter.point(point)
+        target *= 2
+
+
+class _Holdout:
+    """--holdout-every N: every Nth example of the stream is scored, never trained on.
+
+    A held-out row is scored with the model as it stands at the start of its batch; its
+    margin and label are kept until the next evaluation.
+    """
+
+    def __init__(self, every, run):
+        self.every = every
+        self.run = run
+        self.m, self.y = [], []
+
+    def split(self, b, model):
+        start = self.run.get("stream_row", 0)
+        n = b.rows
+        idx = np.arange(start, start + n)
+        self.run["stream_row"] = start + n
+        held = (idx + 1) % self.every == 0
+        if not held.any():
+            return b
+        sub = _select_rows(b, held)
+        self.m.append(model.margins(sub.indptr, sub.ids, sub.values))
+        self.y.append((sub.labels > 0).astype(np.float64))
+        return _select_rows(b, ~held)
+
+    def take(self):
+        m = np.concatenate(self.m) if self.m else np.empty(0)
+        y = np.concatenate(self.y) if self.y else np.empty(0)
+        self.m, self.y = [], []
+        return m, y
+
+
+def _select_rows(b, keep):
+    """A new Batch with the rows where keep is True (vectorized)."""
+    lengths = np.diff(b.indptr)
+    feat = np.repeat(keep, lengths)
+    indptr = np.zeros(int(keep.sum()) + 1, np.int64)
+    np.cumsum(lengths[keep], out=indptr[1:])
+    ids = b.ids[feat]
+    return dataclasses.replace(b, labels=b.labels[keep], indptr=indptr, ids=ids, values=b.values[feat],
+                               max_id=int(ids.max(initial=-1)),
+                               weights=None if b.weights is None else b.weights[keep])
 
 
 def _bad_line_policy(config, meta, reporter):
@@ -257,10 +399,11 @@ def _row_weights(batch, y, class_weight, out):
 def _start_run(meta, input_ids, config):
     """Meta for this run: continue an unfinished run, or begin a new one."""
     fresh_run = {"inputs": input_ids, "passes": config.passes, "pass": 0, "file": 0,
-                 "offset": 0, "line": 0, "examples": 0, "loss_sum": 0.0, "weight_sum": 0.0}
+                 "offset": 0, "line": 0, "examples": 0, "loss_sum": 0.0, "weight_sum": 0.0,
+                 "pos_sum": 0.0, "stream_row": 0, "first_pass": meta["passes_done"] if meta else 0}
     if meta is None:
         return {"examples_seen": 0, "passes_done": 0, "history": [], "finished": False,
-                "bad_lines": 0, "run": fresh_run}
+                "bad_lines": 0, "evals": [], "curve": [], "run": fresh_run}
     if not meta.get("finished"):
         old = meta["run"]
         if [e["path"] for e in old["inputs"]] != [e["path"] for e in input_ids]:

@@ -106,11 +106,7 @@ def save(model_dir, model: Model, meta: dict) -> str:
     entries = manifest["checkpoints"]
     seq = 1 + max((e["seq"] for e in entries), default=0)
     name = f"ckpt-{seq:06d}.npz"
-    buf = io.BytesIO()
-    meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
-    np.savez(buf, st=model.st, bst=model.bst, ls=model.ls, alias=model.alias,
-             iterations=np.array([model.iterations], np.int64), meta=meta_bytes)
-    data = buf.getvalue()
+    data = _state_bytes(model, meta)
     write_bytes(os.path.join(model_dir, name), data)
     entries.append({"seq": seq, "file": name, "sha256": hashlib.sha256(data).hexdigest(),
                     "bytes": len(data), "examples_seen": meta.get("examples_seen"),
@@ -126,6 +122,36 @@ def save(model_dir, model: Model, meta: dict) -> str:
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(model_dir, e["file"]))
     return name
+
+
+BEST = "best.npz"
+
+
+def _state_bytes(model: Model, meta: dict) -> bytes:
+    buf = io.BytesIO()
+    meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
+    np.savez(buf, st=model.st, bst=model.bst, ls=model.ls, alias=model.alias,
+             iterations=np.array([model.iterations], np.int64), meta=meta_bytes)
+    return buf.getvalue()
+
+
+def save_best(model_dir, model: Model, best: dict) -> None:
+    """Keep a copy of the best model so far (early stopping), checksummed in the manifest."""
+    data = _state_bytes(model, {"best": best})
+    write_bytes(os.path.join(model_dir, BEST), data)
+    manifest = read_manifest(model_dir)
+    manifest["best"] = {"file": BEST, "sha256": hashlib.sha256(data).hexdigest(), **best}
+    write_bytes(os.path.join(model_dir, MANIFEST), (json.dumps(manifest, indent=2) + "\n").encode())
+
+
+def has_best(model_dir) -> bool:
+    return "best" in read_manifest(model_dir)
+
+
+def load_best(model_dir, config: Config) -> Model:
+    entry = read_manifest(model_dir)["best"]
+    model, _ = _load_entry(model_dir, entry, config)
+    return model
 
 
 def _load_entry(model_dir, entry, config: Config):

@@ -1,8 +1,8 @@
 """The `ftrl` command: parse options, call the library (api.py), print. Nothing else.
 
 Exit codes: 0 success; 1 bad input data or I/O error; 2 bad usage or settings;
-3 missing or damaged model directory; 130/143 interrupted by SIGINT/SIGTERM (a checkpoint
-was written; continue with --resume).
+3 missing or damaged model directory; 70 internal error (a bug: please report it);
+130/143 interrupted by SIGINT/SIGTERM (a checkpoint was written; continue with --resume).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ def _api():
     return api
 
 
-def make_reporter(quiet, log=True):
+def make_reporter(quiet, log=True, json_lines=False):
     from .progress import make_reporter as mk
 
-    return mk(quiet, log)
+    return mk(quiet, log, json_lines)
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -56,6 +56,10 @@ def handle_errors(fn):
             sys.exit(0)
         except MemoryError:
             _fail("out of memory; lower --bits or use --dtype float32", 1)
+        except Exception as e:  # a bug: say so in one line unless asked for the traceback
+            if os.environ.get("FTRL_DEBUG"):
+                raise
+            _fail(f"internal error: {type(e).__name__}: {e} (set FTRL_DEBUG=1 for the traceback)", 70)
 
     return wrapper
 
@@ -115,6 +119,11 @@ _SETTINGS = [
     ("beta-1", float, "NovoGrad beta_1.  [default: 0.9]"),
     ("beta-2", float, "NovoGrad beta_2.  [default: 0.999]"),
     ("epsilon", float, "NovoGrad epsilon.  [default: 1e-7]"),
+    ("validation", click.Path(dir_okay=False), "A labelled file evaluated after each pass."),
+    ("validation-every", int, "Also evaluate every N examples."),
+    ("holdout-every", int, "Without --validation: hold out every Nth example and evaluate on those."),
+    ("early-stop", int, "Stop after K evaluations without improvement; the best model is kept."),
+    ("metric", click.Choice(["logloss", "auc"]), "What --early-stop and 'best' use.  [default: logloss]"),
     ("passes", int, "Passes over the inputs.  [default: 1]"),
     ("on-bad-line", click.Choice(["fail", "skip", "warn"]),
      "A malformed line stops the run (fail) or is skipped, silently or with a warning.  [default: fail]"),
@@ -196,9 +205,10 @@ def _pair(ctx, param, value):
 @settings_options
 @quiet_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
+@click.option("--json-progress", is_flag=True, help="Progress as JSON lines on stderr (for pipelines).")
 @handle_errors
 def train(inputs, model_dir, config_file, keras_optimizer, mxnet_optimizer, novograd_optimizer,
-          resume, force, quiet, as_json, **settings):
+          resume, force, quiet, as_json, json_progress, **settings):
     """Train a model on DATA (files in order, or '-' for stdin).
 
     \b
@@ -216,19 +226,48 @@ def train(inputs, model_dir, config_file, keras_optimizer, mxnet_optimizer, novo
     every = settings.pop("checkpoint_every")
     if every:
         settings.update(every)
-    reporter = make_reporter(quiet)
+    reporter = make_reporter(quiet, json_lines=json_progress)
     s = _api().train(inputs, model_dir, config_file=config_file, overrides=settings,
                      external=externals[0] if externals else None,
                      resume=resume, force=force, reporter=reporter)
     if as_json:
         _print_json(s)
-    elif not quiet:
-        loss = s["progressive_logloss"]
-        click.echo(
-            f"trained {s['examples']:,} examples x {s['passes']} pass(es) in {s['seconds']:.2f}s "
-            f"({(s['rows_per_second'] or 0):,.0f} rows/s); progressive logloss "
-            f"{loss if loss is None else format(loss, '.6f')}; model in {model_dir}"
-            + (f"; {s['bad_lines']:,} bad line(s) skipped" if s["bad_lines"] else ""), err=True)
+    elif not quiet and not json_progress:
+        click.echo(_summary_text(s), err=True)
+
+
+def _fmt(x, spec=".6f"):
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+def sparkline(values) -> str:
+    """A loss curve in eight block characters."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if len(vals) < 2:
+        return ""
+    lo, hi = min(vals), max(vals)
+    blocks = "▁▂▃▄▅▆▇█"
+    return "".join(blocks[int((v - lo) / (hi - lo) * 7) if hi > lo else 0] for v in vals)
+
+
+def _summary_text(s) -> str:
+    lines = [f"trained {s['examples']:,} examples x {s['passes']} pass(es) in {s['seconds']:.2f}s "
+             f"({(s['rows_per_second'] or 0):,.0f} rows/s); model in {s['model_dir']}",
+             f"  progressive logloss {_fmt(s['progressive_logloss'])} "
+             f"(best constant {_fmt(s['best_constant_logloss'])})"
+             + (f", last pass {_fmt(s['last_pass_logloss'])}" if s["passes"] > 1 else "")
+             + (f"  {sparkline(s['curve'])}" if sparkline(s["curve"]) else "")]
+    if s["validation"]:
+        v = s["validation"]
+        lines.append(f"  validation logloss {_fmt(v['logloss'])}, auc {_fmt(v['auc'])} ({v['rows']:,} rows)")
+    if s["best"]:
+        b = s["best"]
+        kept = " - kept" if s["kept"] else ""
+        lines.append(f"  best {b['metric']} {_fmt(b['value'])} at pass {b['pass']}, "
+                     f"{b['examples']:,} examples{kept}" + (" (stopped early)" if s["stopped_early"] else ""))
+    if s["bad_lines"]:
+        lines.append(f"  {s['bad_lines']:,} bad line(s) skipped")
+    return "\n".join(lines)
 
 
 @main.command()

@@ -58,6 +58,12 @@ class Config:
     epsilon: float = 1e-7  # NovoGrad
     grad_averaging: bool = False  # NovoGrad
     amsgrad: bool = False  # NovoGrad
+    # --- validation and early stopping ---
+    validation: str | None = None  # a labelled file evaluated after each pass
+    validation_every: int = 0  # also every N examples (0: only after each pass)
+    holdout_every: int = 0  # without a validation file: hold out every Nth example
+    early_stop: int = 0  # stop after K evaluations without improvement; keep the best model
+    metric: str = "logloss"  # logloss | auc: what early stopping and "best" use
     # --- run ---
     passes: int = 1
     checkpoint_every: int = 0  # examples between checkpoints; 0 = only at the end
@@ -158,6 +164,8 @@ def coerce(kwargs: dict, source: str) -> dict:
         t = f.type
         if "float" in t and not isinstance(v, bool) and isinstance(v, (int, float)):
             out[f.name] = float(v)
+        elif t == "str | None" and isinstance(v, str):
+            out[f.name] = v
         elif "None" in t and v is None:
             out[f.name] = None
         elif t == "bool" and isinstance(v, bool):
@@ -224,6 +232,13 @@ def validate(c: Config) -> None:
         from .schedules import check_schedule
 
         check_schedule(c.learning_rate_schedule)
+    need(c.metric in ("logloss", "auc"), f"metric must be logloss or auc, got {c.metric!r}")
+    need(c.validation_every >= 0 and c.holdout_every >= 0 and c.early_stop >= 0,
+         "validation_every, holdout_every and early_stop must be >= 0")
+    need(c.holdout_every != 1, "holdout_every 1 would hold out every example; use 2 or more")
+    need(not (c.validation and c.holdout_every), "give either a validation file or holdout_every, not both")
+    need(not c.early_stop or c.validation or c.holdout_every,
+         "early_stop needs a validation file (--validation) or --holdout-every")
     need(c.on_bad_line in ("fail", "skip", "warn"), f"on_bad_line must be fail, skip or warn, got {c.on_bad_line!r}")
     need(c.max_bad_lines is None or c.max_bad_lines >= 0, f"max_bad_lines must be >= 0, got {c.max_bad_lines}")
     need(math.isfinite(c.checkpoint_seconds) and c.checkpoint_seconds >= 0,

@@ -21,6 +21,12 @@ class Reporter:
     def end_input(self) -> None:
         pass
 
+    def evaluation(self, record: dict) -> None:
+        """A validation result: pass, examples, rows, logloss, auc."""
+
+    def point(self, point: dict) -> None:
+        """The progressive loss at a doubling example count: examples, pass, train_logloss."""
+
     def log(self, message: str) -> None:
         pass
 
@@ -32,19 +38,12 @@ class Reporter:
 
 
 class LogReporter(Reporter):
-    """Plain lines for logs: progressive loss whenever the row count doubles."""
+    """Plain lines for logs: the progressive loss whenever the example count doubles."""
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stderr
         self.t0 = time.perf_counter()
-        self.rows = 0
-        self.loss = 0.0
-        self.next_report = 1 << 14
         self.header = False
-
-    def start(self, description, total_bytes):
-        if self.rows == 0:
-            self.t0 = time.perf_counter()
 
     def log(self, message: str) -> None:
         print(message, file=self.stream, flush=True)
@@ -52,18 +51,50 @@ class LogReporter(Reporter):
     def warn(self, message: str) -> None:
         print(f"warning: {message}", file=self.stream, flush=True)
 
-    def advance(self, raw_bytes, rows, loss_sum):
-        self.rows += rows
-        self.loss += loss_sum
-        if self.rows >= self.next_report:
-            if not self.header:
-                self.log(f"{'rows':>14} {'avg loss':>10} {'rows/s':>12} {'elapsed':>9}")
-                self.header = True
-            dt = time.perf_counter() - self.t0
-            self.log(f"{self.rows:>14,} {self.loss / self.rows:>10.6f} "
-                     f"{self.rows / max(dt, 1e-9):>12,.0f} {dt:>8.1f}s")
-            while self.next_report <= self.rows:
-                self.next_report *= 2
+    def evaluation(self, record):
+        self.log(_eval_text(record))
+
+    def point(self, p):
+        if not self.header:
+            self.log(f"{'examples':>14} {'pass':>5} {'avg loss':>10} {'elapsed':>9}")
+            self.header = True
+        self.log(f"{p['examples']:>14,} {p['pass']:>5} {p['train_logloss']:>10.6f} {p['seconds']:>8.1f}s")
+
+
+def _eval_text(r):
+    auc = "n/a" if r.get("auc") is None or r["auc"] != r["auc"] else f"{r['auc']:.6f}"
+    loss = "n/a" if r.get("logloss") is None else f"{r['logloss']:.6f}"
+    return (f"validation after {r['examples']:,} examples (pass {r['pass']}, {r['rows']:,} rows): "
+            f"logloss {loss}  auc {auc}")
+
+
+class JsonReporter(LogReporter):
+    """--json-progress: one JSON object per line on stderr, for pipelines."""
+
+    def _emit(self, **fields):
+        import json
+
+        print(json.dumps(fields), file=self.stream, flush=True)
+
+    def log(self, message):
+        self._emit(event="log", message=message)
+
+    def warn(self, message):
+        self._emit(event="warning", message=message)
+
+    def point(self, p):
+        self._emit(event="progress", rows=p["examples"], **{"pass": p["pass"]}, seconds=round(p["seconds"], 6),
+                   progressive_logloss=p["train_logloss"], rss_mb=_rss_mb())
+
+    def evaluation(self, record):
+        self._emit(event="validation", **record, seconds=round(time.perf_counter() - self.t0, 6))
+
+
+def _rss_mb():
+    """Peak resident set size of this process in MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class RichReporter(Reporter):
@@ -115,6 +146,9 @@ class RichReporter(Reporter):
     def log(self, message):
         self.console.print(message, highlight=False, markup=False)
 
+    def evaluation(self, record):
+        self.log(_eval_text(record))
+
     def warn(self, message):
         self.console.print(f"warning: {message}", style="yellow", highlight=False, markup=False)
 
@@ -122,8 +156,11 @@ class RichReporter(Reporter):
         self.progress.stop()
 
 
-def make_reporter(quiet: bool = False, log: bool = True) -> Reporter:
-    """A bar on a terminal; in logs the progressive-loss table (log=True) or silence."""
+def make_reporter(quiet: bool = False, log: bool = True, json_lines: bool = False) -> Reporter:
+    """A bar on a terminal; in logs the progressive-loss table (log=True) or silence;
+    JSON lines with json_lines."""
+    if json_lines:
+        return JsonReporter()
     if quiet:
         return Reporter()
     if sys.stderr.isatty():

@@ -1,0 +1,106 @@
+"""Validation, hold-out, early stopping (the best model is kept), progress output."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import SAMPLE_TEST, SAMPLE_TRAIN, state_arrays
+
+from ftrl_cli import api
+
+
+def flipped(tmp_path):
+    """The test file with labels flipped: the better the model fits, the worse it scores."""
+    out = tmp_path / "flipped.svm"
+    lines = SAMPLE_TEST.read_text().splitlines()
+    out.write_text("".join(("0" if ln[0] == "1" else "1") + ln[1:] + "\n" for ln in lines))
+    return str(out)
+
+
+def same_arrays(a, b):
+    sa, _ = state_arrays(a)
+    sb, _ = state_arrays(b)
+    return all(np.array_equal(sa[k], sb[k]) for k in ("st", "bst"))
+
+
+@pytest.mark.parametrize("metric", ["logloss", "auc"])
+def test_early_stop_keeps_the_best_model(tmp_path, metric):
+    val = flipped(tmp_path)
+    s = api.train([str(SAMPLE_TRAIN)], tmp_path / "es",
+                  overrides={"passes": 10, "validation": val, "early_stop": 2, "metric": metric})
+    assert s["stopped_early"] and s["passes"] < 10
+    evals = json.loads((tmp_path / "es" / "manifest.json").read_text())
+    assert "best" in evals
+    _, meta = state_arrays(tmp_path / "es")
+    values = [e[metric] for e in meta["evals"]]
+    best_i = int(np.argmin(values) if metric == "logloss" else np.argmax(values))
+    assert meta["kept"]["pass"] == best_i + 1 == s["best"]["pass"]
+    assert len(values) == best_i + 1 + 2  # stopped after 2 evaluations without improvement
+    # the kept model is exactly the model after the best pass
+    api.train([str(SAMPLE_TRAIN)], tmp_path / "ref", overrides={"passes": best_i + 1})
+    assert same_arrays(tmp_path / "es", tmp_path / "ref")
+    r = api.evaluate(tmp_path / "es", [val])
+    assert r[metric] == pytest.approx(values[best_i], rel=1e-12)
+
+
+def test_validation_every_n_examples(tmp_path):
+    s = api.train([str(SAMPLE_TRAIN)], tmp_path / "m",
+                  overrides={"validation": str(SAMPLE_TEST), "validation_every": 2000, "passes": 2})
+    _, meta = state_arrays(tmp_path / "m")
+    ex = [e["examples"] for e in meta["evals"]]
+    assert ex == sorted(ex) and len(ex) >= 6
+    assert s["validation"]["rows"] == 1611 and s["validation"]["auc"] > 0.95
+    assert s["stopped_early"] is False and s["kept"] is None
+
+
+def test_holdout_rows_are_never_trained_on(tmp_path):
+    api.train([str(SAMPLE_TRAIN)], tmp_path / "h", overrides={"holdout_every": 5})
+    lines = SAMPLE_TRAIN.read_text().splitlines(keepends=True)
+    kept = tmp_path / "kept.svm"
+    kept.write_text("".join(ln for i, ln in enumerate(lines) if (i + 1) % 5 != 0))
+    api.train([str(kept)], tmp_path / "ref")
+    assert same_arrays(tmp_path / "h", tmp_path / "ref")
+    _, meta = state_arrays(tmp_path / "h")
+    assert meta["evals"][-1]["rows"] == len(lines) // 5
+    assert meta["examples_seen"] == len(lines) - len(lines) // 5
+
+
+def test_summary_has_the_best_constant_baseline(tmp_path):
+    s = api.train([str(SAMPLE_TRAIN)], tmp_path / "m")
+    y = np.array([float(ln.split()[0]) > 0 for ln in SAMPLE_TRAIN.read_text().splitlines()])
+    p = y.mean()
+    assert s["best_constant_logloss"] == pytest.approx(-(p * math.log(p) + (1 - p) * math.log(1 - p)))
+    assert s["progressive_logloss"] < s["best_constant_logloss"]
+    assert len(s["curve"]) >= 2
+
+
+def test_early_stop_needs_something_to_validate_on(tmp_path):
+    from ftrl_cli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="early_stop needs"):
+        api.train([str(SAMPLE_TRAIN)], tmp_path / "m", overrides={"early_stop": 2})
+
+
+def test_json_progress_lines(tmp_path):
+    big = tmp_path / "big.svm"
+    big.write_bytes(SAMPLE_TRAIN.read_bytes() * 4)
+    r = subprocess.run([sys.executable, "-m", "ftrl_cli", "train", str(big), "-m", str(tmp_path / "m"),
+                        "--json-progress", "--validation", str(SAMPLE_TEST)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == ""
+    events = [json.loads(line) for line in r.stderr.splitlines()]
+    kinds = {e["event"] for e in events}
+    assert {"progress", "validation"} <= kinds
+    prog = [e for e in events if e["event"] == "progress"]
+    assert all({"rows", "seconds", "progressive_logloss", "rss_mb"} <= set(e) for e in prog)
+    assert [e["rows"] for e in prog] == sorted(e["rows"] for e in prog)
+
+
+def test_log_table_and_summary_in_logs(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "ftrl_cli", "train", str(SAMPLE_TRAIN), "-m", str(tmp_path / "m"),
+                        "--validation", str(SAMPLE_TEST)], capture_output=True, text=True)
+    assert r.returncode == 0
+    assert "avg loss" in r.stderr and "validation after 6,513 examples (pass 1" in r.stderr
+    assert "best constant" in r.stderr
