@@ -210,9 +210,13 @@ def threshold_metrics(margins, y, threshold: float = 0.5, weights=None) -> dict:
     Weighted counts with `weights`; 0/0 is 0 for precision, recall and F1 (scikit-learn's
     zero_division=0); accuracy is NaN only without any weight."""
     m, yy, w = _prepare(margins, y, weights)
-    pred = probabilities(m) >= threshold
+    return _threshold_metrics(probabilities(m), yy, threshold, w)
+
+
+def _threshold_metrics(p, yy, threshold, w) -> dict:
+    pred = p >= threshold
     pos = yy > 0
-    ww = np.ones_like(m) if w is None else w
+    ww = np.ones_like(p) if w is None else w
     tp = float(ww[pred & pos].sum())
     fp = float(ww[pred & ~pos].sum())
     fn = float(ww[~pred & pos].sum())
@@ -267,11 +271,14 @@ def reliability(margins, y, bins: int = 10, weights=None) -> tuple[float, list[d
     ECE = sum over bins |mean_prediction - fraction_positive| * weight / total weight;
     NaN without any weight.
     """
+    m, yy, w = _prepare(margins, y, weights)
+    return _reliability(probabilities(m), yy, bins, w)
+
+
+def _reliability(p, yy, bins, w) -> tuple[float, list[dict]]:
     bins = int(bins)
     if bins < 1:
         raise ValueError("bins must be at least 1")
-    m, yy, w = _prepare(margins, y, weights)
-    p = probabilities(m)
     ids = bin_index(p, bins)
     pos = (yy > 0).astype(np.float64)
     ww = np.ones_like(p) if w is None else w
@@ -321,13 +328,13 @@ def summary(margins: np.ndarray, y: np.ndarray, threshold: float = 0.5,
     p = probabilities(m)
     ll = logloss(m, yy, w)
     h = _entropy(base)
-    ece_value, table = reliability(m, yy, bins, w)
+    ece_value, table = _reliability(p, yy, bins, w)
     tps, fps, _ = _clf_curve(m, yy, w)  # one sort for both ranking metrics
     out.update({
         "logloss": ll,
         "auc": _auc_from_curve(tps, fps),
         "pr_auc": _ap_from_curve(tps, fps),
-        **threshold_metrics(m, yy, threshold, w),
+        **_threshold_metrics(p, yy, threshold, w),
         "positive_rate": base,
         "mean_prediction": float(p.mean() if w is None else (w * p).sum() / total),
         "normalized_entropy": _div(ll, h),
