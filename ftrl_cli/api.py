@@ -441,36 +441,57 @@ def load_model(model_dir) -> Model:
     return model
 
 
-def iter_margins(model: Model, inputs, reporter: Reporter | None = None):
-    """Yield (margins, labels) per batch, in input order."""
+def iter_margins(model: Model, inputs, reporter: Reporter | None = None, with_ids: bool = False):
+    """Yield (margins, batch) per batch, in input order."""
     reporter = reporter or Reporter()
     w = model.weights()
     bias_w = model.bias_weight()
     for path in inputs:
         reporter.start(display_name(path), _input_ids([path])[0]["size"])
-        for b in iter_libsvm(path):
+        for b in iter_libsvm(path, with_comments=with_ids):
             m = model.margins(b.indptr, b.ids, b.values, w, bias_w)
             reporter.advance(b.raw_bytes, b.rows, 0.0)
-            yield m, b.labels
+            yield m, b
         reporter.end_input()
 
 
-def predict(model_dir, inputs, out=None, *, raw: bool = False, reporter: Reporter | None = None) -> int:
-    """Write one probability (or margin with raw) per row to the binary stream `out`
-    (stdout by default), in input order, each printed to round-trip exactly."""
+def _format_floats(x: np.ndarray) -> list:
+    """Shortest text that parses back to the same float (repr)."""
+    return list(map(repr, x.tolist()))
+
+
+def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: float = 0.5,
+            with_id: bool = False, with_label: bool = False, raw: bool = False,
+            reporter: Reporter | None = None) -> int:
+    """Write one line per row to the binary stream `out` (stdout by default), in input order:
+    [id TAB][label TAB]value, value being the probability (output="proba"), the margin
+    ("margin", or raw=True) or the 0/1 label at `threshold` ("label"). Floats are printed so
+    that they parse back exactly. The id is the text after '#' on the row's line."""
+    if output not in ("proba", "margin", "label"):
+        raise ConfigError(f"output must be proba, margin or label, got {output!r}")
+    output = "margin" if raw else output
     inputs = list(inputs)
     _check_inputs(inputs, 1)
     model = load_model(model_dir)
     out = out or sys.stdout.buffer
     count = 0
     try:
-        for m, _ in iter_margins(model, inputs, reporter):
-            if not raw:
+        for m, b in iter_margins(model, inputs, reporter, with_ids=with_id):
+            if not len(m):
+                continue
+            if output == "margin":
+                cols = [_format_floats(m)]
+            else:
                 p = np.empty_like(m)
                 K.sigmoid_array(m, p)
-                m = p
-            if len(m):
-                out.write(("\n".join(map(repr, m.tolist())) + "\n").encode())
+                cols = [_format_floats(p)] if output == "proba" else [
+                    ["1" if v else "0" for v in (p >= threshold).tolist()]]
+            if with_label:
+                cols.insert(0, [f"{v:g}" for v in b.labels.tolist()])
+            if with_id:
+                cols.insert(0, [t.replace("\t", " ") for t in b.ids_text])
+            lines = cols[0] if len(cols) == 1 else ["\t".join(r) for r in zip(*cols)]
+            out.write(("\n".join(lines) + "\n").encode())
             count += len(m)
     finally:
         if reporter:
@@ -478,22 +499,95 @@ def predict(model_dir, inputs, out=None, *, raw: bool = False, reporter: Reporte
     return count
 
 
-def evaluate(model_dir, inputs, *, threshold: float = 0.5, reporter: Reporter | None = None) -> dict:
-    """Metrics of the model on labelled inputs: n, logloss, auc, accuracy, positive_rate."""
+def evaluate(model_dir, inputs, *, threshold: float = 0.5, per_file: bool = False, bins: int = 10,
+             plot: str | None = None, reporter: Reporter | None = None) -> dict:
+    """Metrics of the model on labelled inputs (see metrics.summary); with per_file, also
+    one summary per input under "files"."""
     inputs = list(inputs)
     _check_inputs(inputs, 1)
     model = load_model(model_dir)
-    ms, ys = [], []
+    ms, ys, ws, files = [], [], [], {}
     try:
-        for m, labels in iter_margins(model, inputs, reporter):
-            ms.append(m)
-            ys.append((labels > 0).astype(np.float64))
+        for path in inputs:
+            fm, fy, fw = [], [], []
+            for m, b in iter_margins(model, [path], reporter):
+                fm.append(m)
+                fy.append((b.labels > 0).astype(np.float64))
+                fw.append(np.ones(b.rows) if b.weights is None else b.weights.copy())
+            fm, fy, fw = (np.concatenate(a) if a else np.empty(0) for a in (fm, fy, fw))
+            if per_file:
+                files[path] = _summary(fm, fy, fw, threshold, bins)
+            ms.append(fm)
+            ys.append(fy)
+            ws.append(fw)
     finally:
         if reporter:
             reporter.close()
-    m = np.concatenate(ms) if ms else np.empty(0)
-    y = np.concatenate(ys) if ys else np.empty(0)
-    return metrics.summary(m, y, threshold)
+    m, y, w = np.concatenate(ms), np.concatenate(ys), np.concatenate(ws)
+    result = _summary(m, y, w, threshold, bins)
+    if per_file:
+        result["files"] = files
+    if plot:
+        from .plots import plot_eval
+
+        plot_eval(m, y, plot, weights=None if np.all(w == 1) else w)
+    return result
+
+
+def _summary(m, y, w, threshold, bins):
+    weights = None if np.all(w == 1) else w
+    try:
+        return metrics.summary(m, y, threshold, weights=weights, bins=bins)
+    except TypeError:  # older metrics.summary without weights/bins
+        return metrics.summary(m, y, threshold)
+
+
+def inspect(model_dir, top: int = 10) -> dict:
+    """What a model directory holds: settings, training history, table, top weights."""
+    model, meta = checkpoint.load(model_dir)
+    c = model.config
+    w = model.weights()
+    init = model._fresh(1, model.st.dtype)[0]
+    touched = np.any(model.st != init, axis=1)
+    nonzero = w != 0
+    order = np.argsort(w, kind="stable")
+    names = dict(model.named_weights()) if model.alias.size else None
+
+    def named(idx, sign):
+        out = []
+        for s in idx:
+            if w[s] * sign <= 0:
+                break
+            name = str(s)
+            if names is not None:
+                name = next((n for n in names if str(s) in n.split("+")), name)
+            out.append({"feature": name, "weight": float(w[s])})
+        return out
+
+    manifest = checkpoint.read_manifest(model_dir)
+    return {
+        "model_dir": os.fspath(model_dir),
+        "config": c.to_dict(),
+        "examples_seen": meta.get("examples_seen"),
+        "passes_done": meta.get("passes_done"),
+        "finished": meta.get("finished"),
+        "history": meta.get("history", []),
+        "evals": meta.get("evals", []),
+        "best": meta.get("best"),
+        "kept": meta.get("kept"),
+        "stopped_early": meta.get("stopped_early", False),
+        "bad_lines": meta.get("bad_lines", 0),
+        "curve": meta.get("curve", []),
+        "table": {"capacity": model.cap, "allocated": model.size, "touched": int(touched.sum()),
+                  "nonzero": int(nonzero.sum()), "l1_zeroed": int((touched & ~nonzero).sum()),
+                  "hashed_ids_known": int(len(model.alias)), "collisions": model.collisions(),
+                  "state_bytes": int(model.st.nbytes)},
+        "bias": model.bias_weight(),
+        "top_positive": named(order[::-1][:top], 1),
+        "top_negative": named(order[:top], -1),
+        "checkpoints": manifest.get("checkpoints", []),
+        "iterations": model.iterations,
+    }
 
 
 def export(model_dir, out=None) -> int:

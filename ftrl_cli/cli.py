@@ -273,49 +273,138 @@ def _summary_text(s) -> str:
 @main.command()
 @model_option
 @inputs_argument
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+@click.option("-o", "--output-file", "output_file", type=click.Path(dir_okay=False), default=None,
               help="Write here (atomically) instead of stdout.")
-@click.option("--raw", is_flag=True, help="Print margins (log-odds) instead of probabilities.")
+@click.option("--output", "kind", type=click.Choice(["proba", "margin", "label"]), default="proba",
+              show_default=True, help="Probability, margin (log-odds) or 0/1 label.")
+@click.option("--raw", is_flag=True, help="Same as --output margin.")
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="For --output label.")
+@click.option("--with-id", is_flag=True, help="Prefix each line with the row's id (the text after '#').")
+@click.option("--with-label", is_flag=True, help="Prefix each line with the row's label as written.")
 @quiet_option
 @handle_errors
-def predict(model_dir, inputs, output, raw, quiet):
-    """Print one probability per row of DATA, in input order.
+def predict(model_dir, inputs, output_file, kind, raw, threshold, with_id, with_label, quiet):
+    """Print one prediction per row of DATA, in input order (TSV with --with-id/--with-label).
 
     \b
     Example:
       ftrl predict -m model/ test.svm > p.txt
+      ftrl predict -m model/ test.svm --with-id --output label --threshold 0.3
     """
     api = _api()
-    with api.output_stream(output) as out:
-        api.predict(model_dir, inputs, out, raw=raw, reporter=make_reporter(quiet, log=False))
+    with api.output_stream(output_file) as out:
+        api.predict(model_dir, inputs, out, output=kind, raw=raw, threshold=threshold, with_id=with_id,
+                    with_label=with_label, reporter=make_reporter(quiet, log=False))
 
 
 @main.command(name="eval")
 @model_option
 @inputs_argument
 @click.option("--threshold", type=float, default=0.5, show_default=True,
-              help="Probability at or above which a row is called positive (accuracy).")
+              help="Probability at or above which a row is called positive.")
+@click.option("--bins", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="Probability bins of the calibration table.")
+@click.option("--per-file", is_flag=True, help="Also report each input file on its own.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Write ROC, precision-recall and reliability curves to this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
 @quiet_option
 @handle_errors
-def eval_(model_dir, inputs, threshold, as_json, quiet):
-    """Score the model on labelled DATA: logloss, AUC, accuracy, count, positive rate.
+def eval_(model_dir, inputs, threshold, bins, per_file, plot, as_json, quiet):
+    """Score the model on labelled DATA: logloss, AUC, PR-AUC, accuracy, precision, recall,
+    F1, calibration, normalized entropy, count, positive rate.
 
     \b
     Example:
       ftrl eval -m model/ test.svm --json
+      ftrl eval -m model/ day1.svm day2.svm --per-file --plot curves.png
     """
-    r = _api().evaluate(model_dir, inputs, threshold=threshold, reporter=make_reporter(quiet, log=False))
+    r = _api().evaluate(model_dir, inputs, threshold=threshold, per_file=per_file, bins=bins, plot=plot,
+                        reporter=make_reporter(quiet, log=False))
     if as_json:
         _print_json(r)
         return
-    rows = [("n", f"{r['n']:,}"), ("logloss", f"{r['logloss']:.6f}"), ("auc", f"{r['auc']:.6f}"),
-            (f"accuracy@{threshold:g}", f"{r['accuracy']:.6f}"),
-            ("positive_rate", f"{r['positive_rate']:.6f}"),
-            ("mean_prediction", f"{r['mean_prediction']:.6f}")]
+    _print_metrics(r, threshold)
+    for path, fr in r.get("files", {}).items():
+        click.echo(f"\n{path}")
+        _print_metrics(fr, threshold)
+
+
+_METRIC_ROWS = [("n", "n", ",d"), ("logloss", "logloss", ".6f"), ("auc", "auc", ".6f"),
+                ("pr_auc", "pr_auc", ".6f"), ("accuracy", "accuracy@{t:g}", ".6f"),
+                ("precision", "precision@{t:g}", ".6f"), ("recall", "recall@{t:g}", ".6f"),
+                ("f1", "f1@{t:g}", ".6f"), ("positive_rate", "positive_rate", ".6f"),
+                ("mean_prediction", "mean_prediction", ".6f"),
+                ("normalized_entropy", "normalized_entropy", ".6f"), ("ece", "ece", ".6f")]
+
+
+def _print_metrics(r, threshold):
+    rows = [(label.format(t=threshold), _fmt(r[key], spec)) for key, label, spec in _METRIC_ROWS if key in r]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         click.echo(f"{k:<{width}}  {v:>12}")
+    table = r.get("reliability")
+    if table:
+        click.echo("\ncalibration   bin       rows  mean_pred  frac_pos")
+        for t in table:
+            click.echo(f"          {t['lower']:.2f}-{t['upper']:.2f} {t['count']:>10,}  "
+                       f"{t['mean_prediction']:9.4f} {t['fraction_positive']:9.4f}")
+
+
+@main.command()
+@model_option
+@click.option("--top", type=click.IntRange(0), default=10, show_default=True,
+              help="How many of the largest positive and negative weights to list.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Write the training and validation loss curves to this PNG (needs matplotlib).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@handle_errors
+def inspect(model_dir, top, plot, as_json):
+    """Show what a model holds: settings, training history, table use, top weights.
+
+    \b
+    Example:
+      ftrl inspect -m model/ --top 20
+    """
+    r = _api().inspect(model_dir, top=top)
+    if plot:
+        from .plots import plot_history
+
+        plot_history(_history_points(r), plot)
+    if as_json:
+        _print_json(r)
+        return
+    c = r["config"]
+    t = r["table"]
+    click.echo(f"model {r['model_dir']}: {r['examples_seen']:,} examples, {r['passes_done']} pass(es), "
+               f"{'finished' if r['finished'] else 'unfinished (continue with --resume)'}")
+    click.echo(f"optimizer {c['optimizer']}, batch size {c['batch_size']}, update {c['update']}, "
+               f"alpha {c['alpha']:g}, beta {c['beta']:g}, l1 {c['l1']:g}, l2 {c['l2']:g}, dtype {c['dtype']}")
+    click.echo(f"table: capacity 2^{c['bits']}, {t['allocated']:,} slots allocated, {t['touched']:,} trained, "
+               f"{t['nonzero']:,} nonzero, {t['l1_zeroed']:,} zeroed by L1, {t['collisions']:,} shared by "
+               f"hashed ids, {t['state_bytes'] / 2**20:.1f} MB")
+    for h in r["history"]:
+        click.echo(f"pass {h['pass']}: {h['examples']:,} examples, progressive logloss {_fmt(h['logloss'])} "
+                   f"(best constant {_fmt(h.get('best_constant_logloss'))})")
+    for e in r["evals"]:
+        click.echo(f"validation at {e['examples']:,} examples (pass {e['pass']}): logloss {_fmt(e['logloss'])}, "
+                   f"auc {_fmt(e['auc'])}")
+    if r["best"]:
+        b = r["best"]
+        click.echo(f"best {b['metric']} {_fmt(b['value'])} at pass {b['pass']} ({b['examples']:,} examples)"
+                   + (" - this is the kept model" if r["kept"] else ""))
+    click.echo(f"bias {r['bias']!r}")
+    for title, key in (("top positive weights", "top_positive"), ("top negative weights", "top_negative")):
+        if r[key]:
+            click.echo(title + ":")
+            for item in r[key]:
+                click.echo(f"  {item['feature']:>24}  {item['weight']: .6f}")
+
+
+def _history_points(r):
+    pts = [{"examples": p["examples"], "train_logloss": p["train_logloss"]} for p in r["curve"]]
+    pts += [{"examples": e["examples"], "validation_logloss": e["logloss"]} for e in r["evals"]]
+    return sorted(pts, key=lambda p: p["examples"])
 
 
 @main.command()

@@ -740,3 +740,44 @@ def _novograd_layer(st, touched, nt, g, lr, it, hp, fl, ls, v_at, vhat_at):
         m = b1 * np.float64(st[i, COL_M]) - lr * G
         st[i, COL_M] = m
         st[i, COL_W] = w + m
+
+
+@njit(cache=True, nogil=True)
+def comment_spans(buf, start, end, out):
+    """For each data row in buf[start:end] (the lines parse_libsvm turns into rows), the
+    byte span of its trailing `# comment` (after '#' and blanks), or (-1, -1).
+
+    # Assumes: buf[start:end] holds whole lines that parse_libsvm accepted; out has shape
+    #          (rows, 2). Returns the number of rows seen.
+    """
+    r = 0
+    i = start
+    while i < end and r < out.shape[0]:
+        while i < end and _is_space(buf[i]):
+            i += 1
+        if i >= end:
+            break
+        if buf[i] == 10 or buf[i] == 35:  # blank or comment-only: not a row
+            while i < end and buf[i] != 10:
+                i += 1
+            i += 1
+            continue
+        out[r, 0] = -1
+        out[r, 1] = -1
+        while i < end and buf[i] != 10 and buf[i] != 35:
+            i += 1
+        if i < end and buf[i] == 35:
+            i += 1
+            while i < end and (buf[i] == 32 or buf[i] == 9):
+                i += 1
+            s = i
+            while i < end and buf[i] != 10:
+                i += 1
+            e = i
+            while e > s and _is_space(buf[e - 1]):
+                e -= 1
+            out[r, 0] = s
+            out[r, 1] = e
+        i += 1
+        r += 1
+    return r

@@ -65,6 +65,7 @@ class Batch:
     end_line: int  # lines consumed after this batch
     raw_bytes: int  # bytes of the file on disk read so far (progress)
     weights: np.ndarray | None = None  # float64[rows] importance weights; None = all 1
+    ids_text: list | None = None  # per row: the text after '#' (libsvm) or the id column
 
     @property
     def rows(self) -> int:
@@ -191,12 +192,13 @@ def _error(name, code, buf, err_pos, line_start, end, line_no, what="value"):
 def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                 batch_rows: int = BATCH_ROWS, batch_nnz: int = BATCH_NNZ,
                 chunk_bytes: int = CHUNK_BYTES, max_line_bytes: int = MAX_LINE_BYTES,
-                on_bad=None):
+                on_bad=None, with_comments: bool = False):
     """Yield Batches of at most batch_rows rows from one libsvm input.
 
     start_offset/start_line resume inside the (decompressed) stream at a row boundary.
     on_bad: None raises DataError at the first bad line; else on_bad(error) is called for
     each bad line (it may raise to stop) and the line is skipped.
+    with_comments: fill Batch.ids_text with each row's trailing comment (predict --with-id).
     """
     with InputStream(path) as src:
         src.skip(start_offset)
@@ -255,11 +257,20 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                     slow[:nslow] = slow[: len(keep)][keep]
                     nl = K.last_newline(buf, err_pos, _line_end(buf, err_pos, end))
                     skip_to = nl + 1 if nl >= 0 else end
+                comments = None
+                if with_comments and rows:
+                    spans = np.empty((rows, 2), np.int64)
+                    K.comment_spans(buf, pos, new_pos, spans)
+                    raw = bytes(buf[pos:new_pos])
+                    comments = [raw[a - pos:b - pos].decode("utf-8", "replace") if a >= 0 else ""
+                                for a, b in spans]
                 if nslow:
                     bad_rows = _resolve_slow(buf, slow[:nslow], labels, values, end, name, pos, line,
                                              indptr, rows, on_bad)
                     if bad_rows:
                         rows, nnz = _drop_rows(bad_rows, labels, indptr, ids, values, rows)
+                        if comments is not None:
+                            comments = [c for k, c in enumerate(comments) if k not in set(bad_rows)]
                 if exc is not None:
                     if on_bad is None:
                         raise exc
@@ -269,7 +280,7 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                 if rows:
                     yield Batch(labels[:rows], indptr[: rows + 1], ids[:nnz], values[:nnz],
                                 int(ids[:nnz].max(initial=-1)) if nslow else int(max_id),
-                                offset + new_pos, line + lines, src.raw_pos())
+                                offset + new_pos, line + lines, src.raw_pos(), ids_text=comments)
                 line += lines
                 pos = new_pos
                 if skip_to is not None:

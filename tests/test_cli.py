@@ -78,8 +78,9 @@ def test_eval_table_is_readable(tmp_path, sample_train, sample_test):
     run("train", sample_train, "-m", tmp_path / "m", "-q")
     r = run("eval", "-m", tmp_path / "m", sample_test)
     assert r.exit_code == 0
-    keys = [line.split()[0] for line in r.stdout.splitlines()]
-    assert keys[:5] == ["n", "logloss", "auc", "accuracy@0.5", "positive_rate"]
+    keys = [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
+    assert keys[:5] == ["n", "logloss", "auc", "pr_auc", "accuracy@0.5"]
+    assert "positive_rate" in keys and "calibration" in keys
 
 
 def test_predict_output_file_is_full_precision(tmp_path, sample_train, sample_test):
@@ -236,3 +237,48 @@ def test_predict_broken_pipe_is_quiet(tmp_path, sample_train, sample_test):
                        shell=True, capture_output=True, executable="/bin/bash")
     assert len(p.stdout.splitlines()) == 1
     assert b"Traceback" not in p.stderr
+
+
+def test_predict_output_kinds_and_passthrough(tmp_path, sample_train):
+    run("train", sample_train, "-m", tmp_path / "m", "-q")
+    data = tmp_path / "ids.svm"
+    data.write_text("1 1:1 3:1 # user-7\n0 2:1\n-1 5:1 #  q 9\n")
+    p = [float(x) for x in run("predict", "-m", tmp_path / "m", data).stdout.split()]
+    m = [float(x) for x in run("predict", "-m", tmp_path / "m", data, "--output", "margin").stdout.split()]
+    np.testing.assert_allclose(p, 1 / (1 + np.exp(-np.array(m))), rtol=1e-14)
+    lab = run("predict", "-m", tmp_path / "m", data, "--output", "label", "--threshold", "0.4").stdout.split()
+    assert lab == ["1" if x >= 0.4 else "0" for x in p]
+    rows = run("predict", "-m", tmp_path / "m", data, "--with-id", "--with-label").stdout.splitlines()
+    assert [r.split("\t")[:2] for r in rows] == [["user-7", "1"], ["", "0"], ["q 9", "-1"]]
+    assert [float(r.split("\t")[2]) for r in rows] == p
+
+
+def test_inspect(tmp_path, sample_train, sample_test):
+    run("train", sample_train, "-m", tmp_path / "m", "-q", "--validation", sample_test, "--l1", "5")
+    r = run("inspect", "-m", tmp_path / "m", "--json", "--top", "3")
+    assert r.exit_code == 0
+    info = json.loads(r.stdout)
+    assert info["examples_seen"] == 6513 and info["finished"] is True
+    t = info["table"]
+    assert t["allocated"] == 128 and t["nonzero"] + t["l1_zeroed"] == t["touched"] <= 127
+    assert t["l1_zeroed"] > 0
+    exported = {}
+    for line in run("export", "-m", tmp_path / "m").stdout.splitlines():
+        k, v = line.split("\t")
+        exported[k] = float(v)
+    assert t["nonzero"] == len(exported) - 1  # export lists every nonzero weight + the bias
+    top = info["top_positive"]
+    assert len(top) == 3 and top[0]["weight"] == max(v for k, v in exported.items() if k != "bias")
+    assert info["top_negative"][0]["weight"] == min(v for k, v in exported.items() if k != "bias")
+    assert len(info["evals"]) == 1 and info["history"][0]["examples"] == 6513
+    text = run("inspect", "-m", tmp_path / "m").stdout
+    assert "zeroed by L1" in text and "top positive weights" in text
+
+
+def test_eval_per_file(tmp_path, sample_train, sample_test):
+    run("train", sample_train, "-m", tmp_path / "m", "-q")
+    r = json.loads(run("eval", "-m", tmp_path / "m", sample_test, sample_train, "--per-file", "--json").stdout)
+    assert r["n"] == 1611 + 6513
+    assert r["files"][sample_test]["n"] == 1611 and r["files"][sample_train]["n"] == 6513
+    whole = json.loads(run("eval", "-m", tmp_path / "m", sample_test, "--json").stdout)
+    assert r["files"][sample_test]["auc"] == whole["auc"]
