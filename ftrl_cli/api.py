@@ -535,11 +535,7 @@ def evaluate(model_dir, inputs, *, threshold: float = 0.5, per_file: bool = Fals
 
 
 def _summary(m, y, w, threshold, bins):
-    weights = None if np.all(w == 1) else w
-    try:
-        return metrics.summary(m, y, threshold, weights=weights, bins=bins)
-    except TypeError:  # older metrics.summary without weights/bins
-        return metrics.summary(m, y, threshold)
+    return metrics.summary(m, y, threshold, weights=None if np.all(w == 1) else w, bins=bins)
 
 
 def inspect(model_dir, top: int = 10) -> dict:
