@@ -14,11 +14,13 @@ Hashing spec (stable across processes, machines and versions):
   * integers: minimal decimal, `-` for negatives (`0`, `42`, `-7`); an int column and a
     string column holding the same decimal text hash alike;
   * floats (when categorical): `nan` is a missing cell; `inf`/`-inf`; an integral value
-    below 2**53 in magnitude is written as an integer (`3.0` -> `3`, `-0.0` -> `0`);
-    otherwise the shortest decimal m * 10**k (m < 2**53, |k| <= 22) that converts back to
-    the same double, written positionally without exponent (`0.1`, `-2.5`, `0.00012`) —
-    the digits of Python's repr(); a double with no such decimal is written like
-    Python's float.hex() (`0x1.3333333333334p-2`);
+    below 2**64 in magnitude is written as that integer (`3.0` -> `3`, `-0.0` -> `0`,
+    `1e19` -> `10000000000000000000`); any other value with a shortest round-trip decimal
+    m * 10**k (the digits of Python's repr()) such that m < 2**53 and k >= -22 is written
+    positionally without exponent (`0.1`, `-2.5`, `0.00012`); everything else (e.g.
+    0.1 + 0.2, which needs 17 digits, or 1e-30, or 1e300) is written as Python's
+    float.hex() (`0x1.3333333333334p-2`). The decimal is found and verified with exact
+    arithmetic (Clinger's fast path plus Dekker's product), no libm calls;
   * bins: k = floor(log2(1 + |x|)) as an integer, with a leading `-` for x < 0
     (so 0 -> `0`, 1 -> `1`, 3 -> `2`, -0.5 -> `-0`, 1000 -> `9`).
 - FINGERPRINT_SEED hashes the same key a second time; (id, fingerprint) pairs tell
@@ -46,6 +48,7 @@ _C2 = np.uint64(0x1B873593)
 # exact powers of ten (10**k is exact in float64 for k <= 22)
 _POW10 = np.array([10.0**k for k in range(23)])
 _TWO53 = float(1 << 53)
+_TWO64 = float(1 << 64)
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8).copy()
 
 # error codes of the checking kernels
@@ -63,6 +66,7 @@ def _rotl32(x, r):
 
 @njit(cache=True, inline="always")
 def _fmix32(h):
+    # MurmurHash3's finalizer. Assumes: h < 2**32 (uint64).
     h ^= h >> np.uint64(16)
     h = (h * np.uint64(0x85EBCA6B)) & _M32
     h ^= h >> np.uint64(13)
@@ -194,16 +198,15 @@ def _write_hex_float(x, buf, pos):
 def _decimal_fits(a, m, k):
     # True iff the decimal m * 10**k converts to exactly a (Clinger: one correctly
     # rounded operation on exact operands when m < 2**53 and |k| <= 22).
-    if m <= 0.0 or m >= _TWO53 or k > 22 or k < -22:
+    # Assumes: -22 <= k < 0.
+    if m <= 0.0 or m >= _TWO53:
         return False
-    if k >= 0:
-        return m * _POW10[k] == a
     return m / _POW10[-k] == a
 
 
 @njit(cache=True, inline="always")
 def _split(x):
-    # Veltkamp split: x = hi + lo exactly, each with at most 26 significant bits
+    # Assumes: |x| < 2**996 (no overflow in c). Veltkamp split: x = hi + lo exactly, each with at most 26 significant bits
     c = 134217729.0 * x  # 2**27 + 1
     hi = c - (c - x)
     return hi, x - hi
@@ -211,7 +214,7 @@ def _split(x):
 
 @njit(cache=True)
 def _two_prod(a, b):
-    # Dekker: a * b = p + e exactly (no overflow or underflow here: |a*b| < 2**53 * 1e22)
+    # Assumes: a, b finite, no overflow or underflow in the partial products. Dekker: a * b = p + e exactly (no overflow or underflow here: |a*b| < 2**53 * 1e22)
     p = a * b
     ah, al = _split(a)
     bh, bl = _split(b)
@@ -221,17 +224,16 @@ def _two_prod(a, b):
 
 @njit(cache=True)
 def _mid_sign(a, m, k):
-    # sign of a - (m + 0.5) * 10**k, exactly. Assumes m * 10**k converts to a
-    # (so a and the midpoint are within a factor 2: the subtractions below are exact).
-    mid = m + 0.5
-    if k >= 0:
-        p, e = _two_prod(mid, _POW10[k])  # midpoint = p + e
-        d = a - p
-        return 1 if d > e else (-1 if d < e else 0)
-    p, e = _two_prod(a, _POW10[-k])  # a * 10**-k = p + e
-    d = mid - p
-    # a * 10**-k - mid = e - d
-    return 1 if e > d else (-1 if e < d else 0)
+    """Sign of a - (m + 0.5) * 10**k, exactly.
+
+    # Assumes: k < 0 and the decimal m * 10**k converts to a (so a * 10**-k is within 2
+    #          of m: the subtraction d below is exact, and so is 0.5 - d).
+    """
+    p, e = _two_prod(a, _POW10[-k])  # a * 10**-k = p + e exactly
+    d = p - m
+    # a * 10**-k - (m + 0.5) = e - (0.5 - d)
+    h = 0.5 - d
+    return 1 if e > h else (-1 if e < h else 0)
 
 
 @njit(cache=True)
@@ -252,16 +254,19 @@ def write_float(x, buf, pos):
         buf[pos] = 48
         return pos + 1
     a = abs(x)
-    if a < _TWO53 and a == math.floor(a):
-        if x < 0:
-            buf[pos] = 45
-            pos += 1
-        return _write_uint(np.uint64(a), buf, pos)
-    # decimal exponent estimate: 10**e10 <= a < 10**(e10+1), roughly (only bounds the search)
+    if a == math.floor(a):
+        if a < _TWO64:  # integral: the exact integer
+            if x < 0:
+                buf[pos] = 45
+                pos += 1
+            return _write_uint(np.uint64(a), buf, pos)
+        return _write_hex_float(x, buf, pos)
+    # not integral, so a < 2**52 and the decimal has k < 0 digits after the point.
     found = False
     m_best = 0.0
     k_best = 0
-    if 1e-23 < a < 1e23:
+    if a > 1e-23:
+        # decimal exponent estimate: 10**e10 <= a < 10**(e10+1), roughly (bounds the search)
         e10 = 0
         t = a
         while t >= 10.0:
@@ -270,19 +275,17 @@ def write_float(x, buf, pos):
         while t < 1.0:
             t *= 10.0
             e10 -= 1
-        # largest k first = fewest digits; each k tries the rounded quotient and neighbours
+        # largest k first = fewest digits
         k = e10 + 2
+        if k > -1:
+            k = -1
         kmin = e10 - 17
         if kmin < -22:
             kmin = -22
-        if k > 22:
-            k = 22
         while k >= kmin and not found:
-            if k >= 0:
-                q = a / _POW10[k]
-            else:
-                q = a * _POW10[-k]
-            m = math.floor(q + 0.5)
+            m = math.floor(a * _POW10[-k] + 0.5)
+            if m >= _TWO53:  # too many digits for an exact check: give up (hex below)
+                break
             # the decimals that convert back to a form an interval: among m-1, m, m+1 keep
             # the one nearest to a (exactly; a tie takes the even one)
             c = m - 1.0
@@ -308,13 +311,7 @@ def write_float(x, buf, pos):
     if x < 0:
         buf[pos] = 45
         pos += 1
-    if k >= 0:  # integral (>= 2**53 here): digits then zeros
-        pos = _write_uint(mi, buf, pos)
-        for _ in range(k):
-            buf[pos] = 48
-            pos += 1
-        return pos
-    # digits of mi, with a decimal point -k digits from the right
+    # here k < 0 (a is not integral): digits of mi, with a decimal point -k digits from the right
     start = pos
     end = _write_uint(mi, buf, pos)
     nd = end - start
@@ -357,6 +354,7 @@ def write_bin(x, buf, pos):
 
 @njit(cache=True, inline="always")
 def _put_prefix(prefix, buf, pos):
+    # Assumes: buf has len(prefix) bytes free at pos. Returns the new pos.
     for j in range(len(prefix)):
         buf[pos + j] = prefix[j]
     return pos + len(prefix)
@@ -587,15 +585,3 @@ def check_sparse(indptr, ids, values):
             if t > max_id:
                 max_id = t
     return OK, 0, max_id, canon
-
-
-@njit(cache=True, nogil=True)
-def first_nonfinite(values, valid):
-    """Index of the first valid non-finite value, or -1.
-
-    # Assumes: values float64[n], valid uint8[n].
-    """
-    for r in range(len(values)):
-        if valid[r] and not np.isfinite(values[r]):
-            return r
-    return -1

@@ -65,13 +65,6 @@ _LIBSVM_LINE = re.compile(
     rb"^[ \t]*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?:[ \t]+(?:qid:\d+|\d+:\S+))*[ \t]*(?:#.*)?\r?$")
 
 
-@dataclass
-class TabularBatch(Batch):
-    """A Batch from a table; row_ids is the id column (a pyarrow Array) when one was named."""
-
-    row_ids: object = None
-
-
 # ---------------------------------------------------------------------------------------
 # format detection
 # ---------------------------------------------------------------------------------------
@@ -139,6 +132,15 @@ def parquet_layout(path: str, indices: str = "indices") -> str:
 # ---------------------------------------------------------------------------------------
 # pyarrow plumbing
 # ---------------------------------------------------------------------------------------
+
+def _id_text(pa, arr) -> list:
+    """The id column as one str per row (Batch.ids_text; a null is the empty string)."""
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = arr.cast(pa.large_string())
+    return arr.fill_null("").to_pylist()
+
 
 def _pa():
     import pyarrow as pa
@@ -223,17 +225,19 @@ def _rechunk(batches, n: int, skip: int = 0):
 
 def _parquet_batches(pf, columns, batch_rows: int, start_row: int):
     """Record batches of the named columns from row start_row on, reading only the row
-    groups from the one holding start_row."""
+    groups from the one holding start_row, one row group at a time (pyarrow pre-buffers
+    every row group it is asked for: asking for all would hold the whole file)."""
     md = pf.metadata
     first, before = 0, 0
     while first < md.num_row_groups and before + md.row_group(first).num_rows <= start_row:
         before += md.row_group(first).num_rows
         first += 1
-    if first >= md.num_row_groups:
-        return iter(())
-    it = pf.iter_batches(batch_size=batch_rows, row_groups=list(range(first, md.num_row_groups)),
-                         columns=columns)
-    return _rechunk(it, batch_rows, skip=start_row - before)
+
+    def groups():
+        for g in range(first, md.num_row_groups):
+            yield from pf.iter_batches(batch_size=batch_rows, row_groups=[g], columns=columns)
+
+    return _rechunk(groups(), batch_rows, skip=start_row - before)
 
 
 _ONES_U8 = np.ones(0, np.uint8)
@@ -360,8 +364,8 @@ def iter_parquet_sparse(path: str, *, label: str = "label", indices: str = "indi
     label: numeric column (positive iff > 0). indices: list<integer> of feature ids >= 0.
     values: list<number> with one value per index; when the default "values" column is
     absent every value is 1 (values=None ignores the column). weight: optional numeric
-    column of importance weights (>= 0). id_column: optional column returned as
-    batch.row_ids. Resume with start_row (= a batch's end_offset, the rows consumed) or
+    column of importance weights (>= 0). id_column: optional column whose text becomes
+    batch.ids_text (one str per row). Resume with start_row (= a batch's end_offset, the rows consumed) or
     start_batch (batches of the same batch_rows already consumed).
     """
     pa = _pa()
@@ -438,10 +442,10 @@ def iter_parquet_sparse(path: str, *, label: str = "label", indices: str = "indi
             if weight is not None:
                 w = _numbers(pa, rb.column(weight), path, weight, "weight", row, nonneg=True)
             row += n
-            yield TabularBatch(labels, indptr, np.ascontiguousarray(ids, np.int64),
-                               np.ascontiguousarray(vals, np.float64), int(max_id), row, row,
-                               progress(row), w,
-                               rb.column(id_column) if id_column is not None else None)
+            yield Batch(labels, indptr, np.ascontiguousarray(ids, np.int64),
+                        np.ascontiguousarray(vals, np.float64), int(max_id), row, row, progress(row),
+                        weights=w,
+                        ids_text=_id_text(pa, rb.column(id_column)) if id_column is not None else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -456,6 +460,11 @@ def sparse_schema(weights: bool = False):
     if weights:
         fields.append(pa.field("weight", pa.float64(), nullable=False))
     return pa.schema(fields, metadata={b"ftrl.layout": b"sparse"})
+
+
+def _close_quietly(writer):
+    with contextlib.suppress(Exception):
+        writer.close()
 
 
 def _fsync_dir(path):
@@ -487,8 +496,10 @@ def convert_to_parquet(batches, out_path: str, *, weights: bool | None = None,
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out_path) + ".", suffix=".tmp", dir=folder)
     rows = nnz = groups = 0
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb") as f, contextlib.ExitStack() as cleanup:
             writer = None
+            # on an error, close the writer before the file (it writes a footer)
+            cleanup.callback(lambda: writer is not None and _close_quietly(writer))
             pending, pend_rows, pend_nnz = [], 0, 0
 
             def flush():
@@ -538,6 +549,7 @@ def convert_to_parquet(batches, out_path: str, *, weights: bool | None = None,
                 writer = pq.ParquetWriter(f, schema, compression=compression)
             flush()
             writer.close()
+            writer = None
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, out_path)
@@ -668,7 +680,7 @@ class NameMap:
 class _Col:
     name: str
     kind: str  # "cat" (column=value), "num" (column, x), "bin" (column=log2 bin)
-    numeric: bool  # a numeric column (read as float64 from CSV)
+    numeric: bool  # numeric (listed, or of float type): read as float64 from CSV
 
 
 @dataclass
@@ -776,7 +788,9 @@ def _make_plan(pa, name, schema, *, label, categorical, numeric, ignore, interac
             raise DataError(f"{name}: column '{c}' has type {types[c]}, which cannot be a feature "
                             "(ignore it)")
         if not is_num:
-            return _Col(c, "cat", False)
+            # a float column listed as categorical is still read as float64 from CSV, so
+            # its text is rendered as for a Parquet float column ("0.50" -> "0.5")
+            return _Col(c, "cat", _auto_numeric(pa, types[c]))
         return _Col(c, {"value": "num", "categorical": "cat", "bin": "bin"}[numeric_as], True)
 
     chosen = set(listed) | set(auto) | (set(rest) if star_kind else set())
@@ -878,7 +892,7 @@ def _cross(a: _Arena, b: _Arena) -> _Arena:
 
 
 def _wide_batch(pa, rb, plan: _Plan, mask: int, names: NameMap | None, name: str, row0: int,
-                progress: int, end_row: int) -> TabularBatch:
+                progress: int, end_row: int) -> Batch:
     n = rb.num_rows
     col_index = {f.name: i for i, f in enumerate(rb.schema)}
     labels = _numbers(pa, rb.column(col_index[plan.label]), name, plan.label, "label", row0)
@@ -908,9 +922,9 @@ def _wide_batch(pa, rb, plan: _Plan, mask: int, names: NameMap | None, name: str
     values = np.empty(max(nsrc * n, 1), np.float64)
     nnz, max_id = H.assemble_csr(tok_ids, tok_vals, indptr, ids, values)
     nnz = K.canonicalize(indptr, ids, values, n)
-    row_ids = rb.column(col_index[plan.id_column]) if plan.id_column is not None else None
-    return TabularBatch(labels, indptr, ids[:nnz], values[:nnz], int(max_id), end_row, end_row,
-                        progress, w, row_ids)
+    ids_text = _id_text(pa, rb.column(col_index[plan.id_column])) if plan.id_column is not None else None
+    return Batch(labels, indptr, ids[:nnz], values[:nnz], int(max_id), end_row, end_row, progress,
+                 weights=w, ids_text=ids_text)
 
 
 # ---------------------------------------------------------------------------------------
@@ -966,7 +980,7 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
     CSV/TSV only: whether the first line names the columns; `columns` gives the names
     (and replaces a header line). names: a NameMap to fill with slot -> `column=value`.
     weight / id_column: optional weight column (Batch.weights) and id column
-    (batch.row_ids), never features. delimiter: overrides , or TAB. start_row: resume
+    (Batch.ids_text, one str per row), never features. delimiter: overrides , or TAB. start_row: resume
     (= a batch's end_offset).
     """
     pa = _pa()
