@@ -10,7 +10,7 @@ Two layouts:
   sorted by id, a repeated id adds its values, zero values are dropped.
 - WIDE tables (`iter_tabular`): Parquet or CSV/TSV (with or without a header line) with a
   label column; every other column becomes features, hashed to ids < 2**bits by
-  MurmurHash3 of `column=value` (see hashing.py for the exact bytes):
+  MurmurHash3 of `column=value` (see kernels.py, 'Feature hashing', for the exact bytes):
     * string, integer, boolean, date/time columns are categorical: one feature
       `column=value` with value 1 per non-empty cell;
     * float/decimal columns are numeric: by default one feature `column` with the cell's
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import hashing as H
+from . import kernels as H
 from . import kernels as K
 from .errors import ConfigError, DataError
 from .readers import Batch, InputStream, display_name

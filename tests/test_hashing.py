@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftrl_cli import hashing as H
+from ftrl_cli import kernels as H
 
 
 def mm(key, seed=0):
@@ -121,7 +121,7 @@ def render_bin(x):
 
 
 def reference_float_text(x):
-    """The rendering rule of hashing.py, written with Python's repr and Decimal."""
+    """The rendering rule of kernels.py's hashing section, written with Python's repr and Decimal."""
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
     a = abs(x)
@@ -281,7 +281,7 @@ def test_assemble_and_check_sparse():
 _CHILD = r"""
 import json, sys
 import numpy as np
-from ftrl_cli import hashing as H
+from ftrl_cli import kernels as H
 keys = json.loads(sys.argv[1])
 out = []
 for k in keys:

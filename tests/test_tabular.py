@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ftrl_cli import hashing as H
+from ftrl_cli import kernels as H
 from ftrl_cli import tabular as T
 from ftrl_cli.errors import ConfigError, DataError
 from ftrl_cli.readers import iter_libsvm
@@ -579,7 +579,7 @@ def test_memory_is_bounded_by_the_batch(tmp_path, monkeypatch):
 
 
 def test_libsvm_use_never_imports_pyarrow():
-    code = ("import sys, ftrl_cli.tabular, ftrl_cli.hashing\n"
+    code = ("import sys, ftrl_cli.tabular, ftrl_cli.kernels\n"
             "from ftrl_cli.readers import iter_libsvm\n"
             f"assert ftrl_cli.tabular.detect_format({str(AGARICUS)!r}) == 'libsvm'\n"
             f"rows = sum(b.rows for b in iter_libsvm({str(AGARICUS)!r}))\n"
