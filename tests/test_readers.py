@@ -567,10 +567,6 @@ BAD_LINES = {
     "lone_dot_value": (b"1 3:.\n", 5, ["value", "'.'"]),
 }
 
-# Filled as the tests run; printed by test_zz_print_messages with `pytest -s` (for the docs).
-MESSAGES = {}
-
-
 @pytest.mark.parametrize("name", list(BAD_LINES))
 def test_bad_input_message(tmp_path, name):
     bad, col, words = BAD_LINES[name]
@@ -583,7 +579,6 @@ def test_bad_input_message(tmp_path, name):
         assert msg.startswith(f"{path}:4:{col}: "), msg
         for w in words:
             assert w in msg, (w, msg)
-    MESSAGES[name] = msg.split(": ", 1)[1]
 
 
 def test_bad_input_in_compressed_file_names_the_file_and_line(tmp_path):
@@ -952,9 +947,3 @@ def test_errors_after_resume_report_absolute_lines(tmp_path, kind, bad):
     for off, line in (ends[3], ends[-1]):
         msg = read_error(path, batch_rows=7, start_offset=off, start_line=line)
         assert msg.startswith(f"{path}:{bad_line}:5: "), msg
-
-
-def test_zz_print_messages():
-    """Not a check: prints the message of every bad-input case (run with -s)."""
-    for name, msg in MESSAGES.items():
-        print(f"{name:32s} {msg}")
