@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import os
 import signal
 import sys
@@ -23,7 +24,7 @@ from .errors import ConfigError, DataError, Interrupted, ModelError
 from .external import from_keras, from_mxnet, from_novograd, read_json
 from .model import Model
 from .progress import Reporter
-from .readers import BATCH_ROWS, InputStream, display_name, iter_libsvm
+from .readers import BATCH_ROWS, display_name, iter_libsvm
 
 # ---------------------------------------------------------------------------------------
 # configuration
@@ -71,8 +72,89 @@ def _check_inputs(inputs, passes):
         raise ConfigError("stdin ('-') can be read once only: use it alone with --passes 1, "
                           "or give a file")
     for path in inputs:  # fail before any training on a missing later file
-        if path != "-":
-            InputStream(path).close()
+        _check_path(path)
+
+
+def _check_path(path):
+    if path == "-":
+        return
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a directory, not a data file")
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{path}: permission denied")
+
+
+# ---------------------------------------------------------------------------------------
+# input formats
+# ---------------------------------------------------------------------------------------
+
+def expand_inputs(inputs) -> list:
+    """Paths as given; a pattern with * ? [ that is not itself a file expands (sorted)."""
+    out = []
+    for path in inputs:
+        if path != "-" and any(ch in path for ch in "*?[") and not os.path.exists(path):
+            matches = sorted(glob.glob(path))
+            if not matches:
+                raise DataError(f"{path}: no file matches this pattern")
+            out.extend(matches)
+        else:
+            out.append(path)
+    return out
+
+
+def input_format(path, config: Config) -> str:
+    """libsvm, parquet-sparse, parquet-wide, csv or tsv for this input."""
+    fmt = config.format
+    if fmt == "auto":
+        if path == "-":
+            return "libsvm"
+        from .tabular import detect_format
+
+        _check_path(path)
+        fmt = detect_format(path)
+    if fmt == "parquet":
+        from .tabular import parquet_layout
+
+        return "parquet-" + parquet_layout(path, config.indices_column)
+    return fmt
+
+
+def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_rows=BATCH_ROWS,
+                 on_bad=None, with_ids=False, names=None):
+    """Batches from one input in any format train reads, with the model's column and
+    hashing settings. Resume positions: bytes/lines for text, rows for tables."""
+    fmt = input_format(path, config)
+    if fmt == "libsvm":
+        return iter_libsvm(path, start_offset=start_offset, start_line=start_line, batch_rows=batch_rows,
+                           on_bad=on_bad, with_comments=with_ids)
+    from . import tabular
+
+    if fmt == "parquet-sparse":
+        return tabular.iter_parquet_sparse(
+            path, label=config.label_column, indices=config.indices_column, values=config.values_column,
+            weight=config.weight_column, id_column=config.id_column, batch_rows=batch_rows,
+            start_row=start_offset)
+    return tabular.iter_tabular(
+        path, fmt="parquet" if fmt == "parquet-wide" else fmt, label=config.label_column,
+        categorical=config.categorical, numeric=config.numeric, ignore=config.ignore or (),
+        interactions=[tuple(i) for i in config.interactions or ()], numeric_as=config.numeric_as,
+        header=config.header, columns=config.columns, bits=config.bits, batch_rows=batch_rows,
+        names=names, weight=config.weight_column, id_column=config.id_column, start_row=start_offset)
+
+
+def _names_for(model_dir, config, inputs):
+    """The slot -> column=value map of a model trained on wide tables (None for libsvm)."""
+    if all(input_format(p, config) in ("libsvm", "parquet-sparse") for p in inputs):
+        return None
+    from .tabular import NameMap
+
+    path = os.path.join(model_dir, NAMES)
+    return NameMap.load(path) if os.path.exists(path) else NameMap()
+
+
+NAMES = "names.tsv"
 
 
 # ---------------------------------------------------------------------------------------
@@ -116,7 +198,7 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
     Returns a summary dict (examples, passes, progressive logloss, seconds, ...).
     """
     reporter = reporter or Reporter()
-    inputs = list(inputs)
+    inputs = expand_inputs(inputs)
     model_dir = os.fspath(model_dir)
     if config is None:
         config = resolve_config(model_dir, config_file=config_file, overrides=overrides,
@@ -144,6 +226,7 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
     input_ids = _input_ids(inputs)
     meta = _start_run(meta, input_ids, config)
     run = meta["run"]
+    names = _names_for(model_dir, config, inputs)
     every = config.checkpoint_every
     # Read batches hold whole optimizer batches, so that where the input is cut (and where a
     # checkpoint lands) never changes the steps taken. An input's last batch may be short.
@@ -170,7 +253,7 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
         if config.validation:
             ms, ys = [], []
             w, bw = model.weights(), model.bias_weight()
-            for vb in iter_libsvm(config.validation):
+            for vb in open_batches(config.validation, config):
                 ms.append(model.margins(vb.indptr, vb.ids, vb.values, w, bw))
                 ys.append((vb.labels > 0).astype(np.float64))
             m_all, y_all = np.concatenate(ms), np.concatenate(ys)
@@ -201,11 +284,13 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
     with _StopFlag() as stop:
         try:
             for p in range(run["pass"], config.passes):
+                order = _file_order(len(inputs), config, p)
                 for i in range(run["file"], len(inputs)):
-                    path = inputs[i]
-                    reporter.start(f"pass {p + 1}/{config.passes} {display_name(path)}", input_ids[i]["size"])
-                    for b in iter_libsvm(path, start_offset=run["offset"], start_line=run["line"],
-                                         batch_rows=rows_per_batch, on_bad=on_bad):
+                    path = inputs[order[i]]
+                    reporter.start(f"pass {p + 1}/{config.passes} {display_name(path)}",
+                                   input_ids[order[i]]["size"])
+                    for b in open_batches(path, config, start_offset=run["offset"], start_line=run["line"],
+                                          batch_rows=rows_per_batch, on_bad=on_bad, names=names):
                         if holdout is not None:
                             b = holdout.split(b, model)
                         n = b.rows
@@ -231,6 +316,7 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
                         due = (every and since_ckpt >= every) or (
                             config.checkpoint_seconds and time.perf_counter() - last_ckpt >= config.checkpoint_seconds)
                         if stop.signum is not None or due:
+                            _save_names(model_dir, names)
                             checkpoint.save(model_dir, model, meta)
                             since_ckpt = 0
                             last_ckpt = time.perf_counter()
@@ -254,6 +340,7 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
                 meta["kept"] = dict(meta["best"], reason="early stop" if stopped_early else "best")
             meta["stopped_early"] = stopped_early
             meta["finished"] = True
+            _save_names(model_dir, names)
             checkpoint.save(model_dir, model, meta)
         finally:
             reporter.close()
@@ -278,13 +365,28 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
         "rows_per_second": examples / seconds if seconds > 0 else None,
         "bad_lines": meta["bad_lines"] - start_bad,
         "table_slots": model.size,
-        "hashed_collisions": model.collisions(),
+        "hashed_collisions": model.collisions() + (names.collisions() if names is not None else 0),
         "curve": [c["train_logloss"] for c in meta["curve"]],
     }
     if model.alias.size and not model.alias_overflow:
         reporter.warn(f"feature ids >= 2**{config.bits} were hashed into the table; "
                       f"{summary['hashed_collisions']} slot(s) are shared; raise --bits to avoid it")
     return summary
+
+
+def _file_order(n, config, pass_index):
+    """The order of the inputs in a pass: as given, or shuffled by (seed, pass)."""
+    if not config.shuffle:
+        return list(range(n))
+    return [int(i) for i in np.random.default_rng([config.seed, pass_index]).permutation(n)]
+
+
+def _save_names(model_dir, names):
+    if names is not None:
+        try:
+            names.save(os.path.join(model_dir, NAMES))
+        except OSError as e:
+            raise ModelError(f"{model_dir}: cannot write {NAMES} ({e.strerror or e})") from None
 
 
 def _end_pass(meta, run):
@@ -436,19 +538,25 @@ def _clear_model_dir(model_dir):
 # predict / evaluate / export
 # ---------------------------------------------------------------------------------------
 
-def load_model(model_dir) -> Model:
+def load_model(model_dir, read_overrides=None) -> Model:
+    """The newest checkpoint's model; read_overrides change how data is read (e.g. a test
+    CSV without the header line: {"header": False, "columns": [...]})."""
     model, _ = checkpoint.load(model_dir)
+    over = {k: v for k, v in (read_overrides or {}).items() if v is not None}
+    if over:
+        model.config = model.config.replace(**over)
     return model
 
 
 def iter_margins(model: Model, inputs, reporter: Reporter | None = None, with_ids: bool = False):
-    """Yield (margins, batch) per batch, in input order."""
+    """Yield (margins, batch) per batch, in input order, reading every input as the model's
+    config says (format, columns, hashing)."""
     reporter = reporter or Reporter()
     w = model.weights()
     bias_w = model.bias_weight()
     for path in inputs:
         reporter.start(display_name(path), _input_ids([path])[0]["size"])
-        for b in iter_libsvm(path, with_comments=with_ids):
+        for b in open_batches(path, model.config, with_ids=with_ids):
             m = model.margins(b.indptr, b.ids, b.values, w, bias_w)
             reporter.advance(b.raw_bytes, b.rows, 0.0)
             yield m, b
@@ -462,7 +570,7 @@ def _format_floats(x: np.ndarray) -> list:
 
 def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: float = 0.5,
             with_id: bool = False, with_label: bool = False, raw: bool = False,
-            reporter: Reporter | None = None) -> int:
+            read_overrides=None, reporter: Reporter | None = None) -> int:
     """Write one line per row to the binary stream `out` (stdout by default), in input order:
     [id TAB][label TAB]value, value being the probability (output="proba"), the margin
     ("margin", or raw=True) or the 0/1 label at `threshold` ("label"). Floats are printed so
@@ -470,9 +578,9 @@ def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: fl
     if output not in ("proba", "margin", "label"):
         raise ConfigError(f"output must be proba, margin or label, got {output!r}")
     output = "margin" if raw else output
-    inputs = list(inputs)
+    inputs = expand_inputs(inputs)
     _check_inputs(inputs, 1)
-    model = load_model(model_dir)
+    model = load_model(model_dir, read_overrides)
     out = out or sys.stdout.buffer
     count = 0
     try:
@@ -489,7 +597,8 @@ def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: fl
             if with_label:
                 cols.insert(0, [f"{v:g}" for v in b.labels.tolist()])
             if with_id:
-                cols.insert(0, [t.replace("\t", " ") for t in b.ids_text])
+                ids = b.ids_text or [""] * len(m)
+                cols.insert(0, [str(t).replace("\t", " ") for t in ids])
             lines = cols[0] if len(cols) == 1 else ["\t".join(r) for r in zip(*cols)]
             out.write(("\n".join(lines) + "\n").encode())
             count += len(m)
@@ -500,12 +609,12 @@ def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: fl
 
 
 def evaluate(model_dir, inputs, *, threshold: float = 0.5, per_file: bool = False, bins: int = 10,
-             plot: str | None = None, reporter: Reporter | None = None) -> dict:
+             plot: str | None = None, read_overrides=None, reporter: Reporter | None = None) -> dict:
     """Metrics of the model on labelled inputs (see metrics.summary); with per_file, also
     one summary per input under "files"."""
-    inputs = list(inputs)
+    inputs = expand_inputs(inputs)
     _check_inputs(inputs, 1)
-    model = load_model(model_dir)
+    model = load_model(model_dir, read_overrides)
     ms, ys, ws, files = [], [], [], {}
     try:
         for path in inputs:
@@ -538,6 +647,15 @@ def _summary(m, y, w, threshold, bins):
     return metrics.summary(m, y, threshold, weights=None if np.all(w == 1) else w, bins=bins)
 
 
+def _load_names(model_dir):
+    path = os.path.join(model_dir, NAMES)
+    if not os.path.exists(path):
+        return None
+    from .tabular import NameMap
+
+    return NameMap.load(path)
+
+
 def inspect(model_dir, top: int = 10) -> dict:
     """What a model directory holds: settings, training history, table, top weights."""
     model, meta = checkpoint.load(model_dir)
@@ -548,6 +666,7 @@ def inspect(model_dir, top: int = 10) -> dict:
     nonzero = w != 0
     order = np.argsort(w, kind="stable")
     names = dict(model.named_weights()) if model.alias.size else None
+    columns = _load_names(model_dir)
 
     def named(idx, sign):
         out = []
@@ -557,7 +676,9 @@ def inspect(model_dir, top: int = 10) -> dict:
             name = str(s)
             if names is not None:
                 name = next((n for n in names if str(s) in n.split("+")), name)
-            out.append({"feature": name, "weight": float(w[s])})
+            if columns is not None:
+                name = columns.get(int(s), name)
+            out.append({"feature": name, "slot": int(s), "weight": float(w[s])})
         return out
 
     manifest = checkpoint.read_manifest(model_dir)
@@ -594,7 +715,9 @@ def export(model_dir, out=None) -> int:
     """
     model = load_model(model_dir)
     out = out or sys.stdout.buffer
-    lines = [f"{name}\t{w!r}" for name, w in model.named_weights()]
+    names = _load_names(model_dir)
+    lines = [f"{names.get(int(name), name) if names and name.isdigit() else name}\t{w!r}"
+             for name, w in model.named_weights()]
     lines.append(f"bias\t{model.bias_weight()!r}")
     out.write(("\n".join(lines) + "\n").encode())
     return len(lines)
@@ -612,3 +735,30 @@ def output_stream(path):
             yield f
     except OSError as e:
         raise DataError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def convert(inputs, out_path, config: Config | None = None, *, overrides=None,
+            reporter: Reporter | None = None) -> dict:
+    """Write libsvm or CSV/TSV/Parquet inputs as one sparse Parquet file (label, indices,
+    values[, weight]): the parsed-data cache. Training from it gives the same model, bit
+    for bit, as training from the inputs (with the same column and hashing settings)."""
+    from .tabular import convert_to_parquet
+
+    config = config or Config().replace(**{k: v for k, v in (overrides or {}).items() if v is not None})
+    inputs = expand_inputs(inputs)
+    _check_inputs(inputs, 1)
+    reporter = reporter or Reporter()
+    has_weights = config.weight_column is not None
+
+    def batches():
+        for path in inputs:
+            reporter.start(f"convert {display_name(path)}", _input_ids([path])[0]["size"])
+            for b in open_batches(path, config):
+                reporter.advance(b.raw_bytes, b.rows, 0.0)
+                yield b
+            reporter.end_input()
+
+    try:
+        return convert_to_parquet(batches(), os.fspath(out_path), weights=has_weights)
+    finally:
+        reporter.close()

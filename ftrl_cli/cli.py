@@ -80,7 +80,8 @@ inputs_argument = click.argument("inputs", nargs=-1, required=True, metavar="DAT
 def main():
     """Sparse logistic regression with FTRL-Proximal, from the shell.
 
-    Data is libsvm/svmlight text (plain, .gz, .bz2, .xz, .zst, or '-' for stdin).
+    Data is libsvm/svmlight text (plain, .gz, .bz2, .xz, .zst, or '-' for stdin), sparse or
+    wide Parquet, or CSV/TSV.
 
     \b
     Example:
@@ -125,6 +126,7 @@ _SETTINGS = [
     ("early-stop", int, "Stop after K evaluations without improvement; the best model is kept."),
     ("metric", click.Choice(["logloss", "auc"]), "What --early-stop and 'best' use.  [default: logloss]"),
     ("passes", int, "Passes over the inputs.  [default: 1]"),
+    ("seed", int, "Seed of --shuffle.  [default: 0]"),
     ("on-bad-line", click.Choice(["fail", "skip", "warn"]),
      "A malformed line stops the run (fail) or is skipped, silently or with a warning.  [default: fail]"),
     ("max-bad-lines", int, "With skip/warn: stop after this many bad lines."),
@@ -132,9 +134,59 @@ _SETTINGS = [
 ]
 
 
+def _csv_list(ctx, param, value):
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _crosses(ctx, param, value):
+    """a:b,c:d:e -> [["a", "b"], ["c", "d", "e"]] (VW's -q, datatable's interactions)."""
+    if value is None:
+        return None
+    out = [[c.strip() for c in item.replace("^", ":").split(":")] for item in value.split(",") if item.strip()]
+    if any(len(x) < 2 or not all(x) for x in out):
+        raise click.BadParameter("each interaction names two or more columns, e.g. site:app,a:b:c")
+    return out
+
+
+def input_options(fn):
+    """How to read the data; stored in the model so predict/eval read the same way."""
+    opts = [
+        click.option("--format", "format", type=click.Choice(["auto", "libsvm", "parquet", "csv", "tsv"]),
+                     default=None, help="Input format.  [default: auto, by magic bytes and extension]"),
+        click.option("--label", "label_column", default=None, metavar="COL",
+                     help="Parquet/CSV label column (positive iff > 0).  [default: label]"),
+        click.option("--indices", "indices_column", default=None, metavar="COL",
+                     help="Sparse Parquet list<int> ids column.  [default: indices]"),
+        click.option("--values", "values_column", default=None, metavar="COL",
+                     help="Sparse Parquet list<float> values column (absent: 1).  [default: values]"),
+        click.option("--weight", "weight_column", default=None, metavar="COL", help="Per-row weight column."),
+        click.option("--id", "id_column", default=None, metavar="COL", help="Row id column (predict --with-id)."),
+        click.option("--categorical", default=None, metavar="A,B", callback=_csv_list,
+                     help="Wide tables: columns hashed as column=value ('*' = all others)."),
+        click.option("--numeric", default=None, metavar="A,B", callback=_csv_list,
+                     help="Wide tables: columns used with their value."),
+        click.option("--ignore", default=None, metavar="A,B", callback=_csv_list,
+                     help="Wide tables: columns never used."),
+        click.option("--interactions", default=None, metavar="A:B,C:D", callback=_crosses,
+                     help="Wide tables: hashed crosses of columns (a:b, a:b:c)."),
+        click.option("--numeric-as", default=None, type=click.Choice(["value", "categorical", "bin"]),
+                     help="Numeric columns as their value, as categories, or log2 bins.  [default: value]"),
+        click.option("--header/--no-header", default=None, help="CSV/TSV: first line names the columns."),
+        click.option("--columns", default=None, metavar="A,B", callback=_csv_list,
+                     help="CSV/TSV: column names (for files without a header)."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
 def settings_options(fn):
     for name, typ, help_ in reversed(_SETTINGS):
         fn = click.option(f"--{name}", name.replace("-", "_"), type=typ, default=None, help=help_)(fn)
+    fn = input_options(fn)
+    fn = click.option("--shuffle/--no-shuffle", default=None, help="Shuffle the input files' order each pass.")(fn)
     fn = click.option("--bias/--no-bias", "bias", default=None,
                       help="Learn a bias (a feature of value 1 in every row).  [default: on]")(fn)
     fn = click.option("--checkpoint-every", "checkpoint_every", default=None, metavar="N|DURATION",
@@ -281,9 +333,10 @@ def _summary_text(s) -> str:
 @click.option("--threshold", type=float, default=0.5, show_default=True, help="For --output label.")
 @click.option("--with-id", is_flag=True, help="Prefix each line with the row's id (the text after '#').")
 @click.option("--with-label", is_flag=True, help="Prefix each line with the row's label as written.")
+@input_options
 @quiet_option
 @handle_errors
-def predict(model_dir, inputs, output_file, kind, raw, threshold, with_id, with_label, quiet):
+def predict(model_dir, inputs, output_file, kind, raw, threshold, with_id, with_label, quiet, **read):
     """Print one prediction per row of DATA, in input order (TSV with --with-id/--with-label).
 
     \b
@@ -294,7 +347,7 @@ def predict(model_dir, inputs, output_file, kind, raw, threshold, with_id, with_
     api = _api()
     with api.output_stream(output_file) as out:
         api.predict(model_dir, inputs, out, output=kind, raw=raw, threshold=threshold, with_id=with_id,
-                    with_label=with_label, reporter=make_reporter(quiet, log=False))
+                    with_label=with_label, read_overrides=read, reporter=make_reporter(quiet, log=False))
 
 
 @main.command(name="eval")
@@ -308,9 +361,10 @@ def predict(model_dir, inputs, output_file, kind, raw, threshold, with_id, with_
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Write ROC, precision-recall and reliability curves to this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
+@input_options
 @quiet_option
 @handle_errors
-def eval_(model_dir, inputs, threshold, bins, per_file, plot, as_json, quiet):
+def eval_(model_dir, inputs, threshold, bins, per_file, plot, as_json, quiet, **read):
     """Score the model on labelled DATA: logloss, AUC, PR-AUC, accuracy, precision, recall,
     F1, calibration, normalized entropy, count, positive rate.
 
@@ -320,7 +374,7 @@ def eval_(model_dir, inputs, threshold, bins, per_file, plot, as_json, quiet):
       ftrl eval -m model/ day1.svm day2.svm --per-file --plot curves.png
     """
     r = _api().evaluate(model_dir, inputs, threshold=threshold, per_file=per_file, bins=bins, plot=plot,
-                        reporter=make_reporter(quiet, log=False))
+                        read_overrides=read, reporter=make_reporter(quiet, log=False))
     if as_json:
         _print_json(r)
         return
@@ -405,6 +459,33 @@ def _history_points(r):
     pts = [{"examples": p["examples"], "train_logloss": p["train_logloss"]} for p in r["curve"]]
     pts += [{"examples": e["examples"], "validation_logloss": e["logloss"]} for e in r["evals"]]
     return sorted(pts, key=lambda p: p["examples"])
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="DATA...")
+@click.argument("output", metavar="OUT.parquet")
+@input_options
+@click.option("--bits", type=int, default=None, help="Wide tables: hash into 2**bits ids.  [default: 24]")
+@quiet_option
+@handle_errors
+def convert(inputs, output, bits, quiet, **settings):
+    """Write DATA (libsvm, CSV/TSV or Parquet) as one sparse Parquet file: a parsed-data
+    cache. Training from it gives the same model as training from DATA.
+
+    \b
+    Example:
+      ftrl convert train.svm train.parquet
+      ftrl convert train.csv train.parquet --label click --interactions site:app
+    """
+    from .config import Config
+
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if bits is not None:
+        settings["bits"] = bits
+    r = _api().convert(inputs, output, Config().replace(**settings), reporter=make_reporter(quiet, log=False))
+    if not quiet:
+        click.echo(f"wrote {r['rows']:,} rows, {r['nnz']:,} features in {r['row_groups']} row group(s) "
+                   f"to {output}", err=True)
 
 
 @main.command()

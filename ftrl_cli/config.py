@@ -58,6 +58,22 @@ class Config:
     epsilon: float = 1e-7  # NovoGrad
     grad_averaging: bool = False  # NovoGrad
     amsgrad: bool = False  # NovoGrad
+    # --- input (kept so that predict and eval read data the way training did) ---
+    format: str = "auto"  # auto | libsvm | parquet | csv | tsv (auto: magic bytes, extension)
+    label_column: str = "label"  # Parquet/CSV: the label (positive iff > 0)
+    indices_column: str = "indices"  # sparse Parquet: list<int> feature ids
+    values_column: str = "values"  # sparse Parquet: list<float> values (absent: all 1)
+    weight_column: str | None = None  # Parquet/CSV: per-row importance weights
+    id_column: str | None = None  # Parquet/CSV: a row id for predict --with-id
+    categorical: list | None = None  # wide tables: columns hashed as column=value ("*": the rest)
+    numeric: list | None = None  # wide tables: columns used with their value
+    ignore: list | None = None  # wide tables: columns never used
+    interactions: list | None = None  # wide tables: crosses, e.g. [["a", "b"], ["a", "b", "c"]]
+    numeric_as: str = "value"  # value | categorical | bin (floor(log2(1+|x|)))
+    header: bool = True  # CSV/TSV: the first line names the columns
+    columns: list | None = None  # CSV/TSV: column names (for files without a header)
+    shuffle: bool = False  # shuffle the order of the input files in each pass
+    seed: int = 0  # for --shuffle
     # --- validation and early stopping ---
     validation: str | None = None  # a labelled file evaluated after each pass
     validation_every: int = 0  # also every N examples (0: only after each pass)
@@ -232,6 +248,10 @@ def validate(c: Config) -> None:
         from .schedules import check_schedule
 
         check_schedule(c.learning_rate_schedule)
+    need(c.format in ("auto", "libsvm", "parquet", "csv", "tsv"),
+         f"format must be auto, libsvm, parquet, csv or tsv, got {c.format!r}")
+    need(c.numeric_as in ("value", "categorical", "bin"),
+         f"numeric_as must be value, categorical or bin, got {c.numeric_as!r}")
     need(c.metric in ("logloss", "auc"), f"metric must be logloss or auc, got {c.metric!r}")
     need(c.validation_every >= 0 and c.holdout_every >= 0 and c.early_stop >= 0,
          "validation_every, holdout_every and early_stop must be >= 0")
