@@ -194,6 +194,8 @@ def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows):
             return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_LABEL, tok
         if st == 1:
             if nslow >= max_slow:
+                if nrows == 0:
+                    return line_start, 0, 0, lines, 0, max_id, 0, ERR_ROW_TOO_BIG, line_start
                 i = line_start
                 break  # finish the batch here; the caller resolves the slow numbers
             slow[nslow, 0] = 0
@@ -229,14 +231,17 @@ def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows):
                 return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_BYTE, i
             idx = np.int64(0)
             nd = 0
+            too_big = False
             while i < end and 48 <= buf[i] <= 57:
-                if idx < MAX_INDEX:
+                if idx > MAX_INDEX // 10:  # one more digit could overflow int64
+                    too_big = True
+                else:
                     idx = idx * 10 + (np.int64(buf[i]) - 48)
                 nd += 1
                 i += 1
             if nd == 0:
                 return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_INDEX, tok
-            if idx >= MAX_INDEX:
+            if too_big or idx >= MAX_INDEX:
                 return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_INDEX_RANGE, tok
             if i >= end or buf[i] != 58:
                 if i >= end or _ends_token(buf[i]):
@@ -248,8 +253,10 @@ def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows):
             vtok = i
             v, i, st = _parse_number(buf, i, end, pow10)
             if st < 0:
-                if buf[vtok] > 126 or (i < end and buf[i] > 126):
+                if buf[vtok] > 126:
                     return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_BYTE, vtok
+                if i < end and buf[i] > 126:
+                    return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_BYTE, i
                 return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_VALUE, vtok
             if st == 0 and v == 0.0:
                 continue  # explicit zero: not a feature of this row

@@ -242,9 +242,10 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
             while pos < end:
                 (new_pos, rows, nnz, lines, nslow, max_id, unsorted, err, err_pos) = K.parse_libsvm(
                     buf, pos, end, labels, indptr, ids, values, slow, batch_rows)
-                if err == K.ERR_ROW_TOO_BIG:
+                if err == K.ERR_ROW_TOO_BIG:  # one row outgrows the batch arrays: grow them
                     ids = np.empty(2 * len(ids), np.int64)
                     values = np.empty(2 * len(values), np.float64)
+                    slow = np.empty((2 * len(slow), 3), np.int64)
                     continue
                 skip_to = exc = None
                 if err:
@@ -277,15 +278,15 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                     on_bad(exc)  # the bad-line policy: count, warn, or raise; then skip it
                 if unsorted or nslow:
                     nnz = K.canonicalize(indptr, ids, values, rows)
+                line += lines
+                pos = new_pos
+                if skip_to is not None:  # the skipped line belongs to the batch before it
+                    line += 1
+                    pos = skip_to
                 if rows:
                     yield Batch(labels[:rows], indptr[: rows + 1], ids[:nnz], values[:nnz],
                                 int(ids[:nnz].max(initial=-1)) if nslow else int(max_id),
-                                offset + new_pos, line + lines, src.raw_pos(), ids_text=comments)
-                line += lines
-                pos = new_pos
-                if skip_to is not None:
-                    line += 1
-                    pos = skip_to
+                                offset + pos, line, src.raw_pos(), ids_text=comments)
             if eof:
                 return
 
@@ -319,6 +320,9 @@ def _resolve_slow(buf, slow, labels, values, end, name, seg_start, line_base, in
     for kind, at, bpos in slow:
         v = float(_full_token(buf, bpos, end))
         if not np.isfinite(v):
+            row = int(at) if kind == 0 else int(np.searchsorted(indptr[: rows + 1], at, side="right") - 1)
+            if row in bad:  # one report per bad line
+                continue
             nl = bytes(buf[seg_start:bpos]).count(b"\n")
             line_start = bytes(buf[:bpos]).rfind(b"\n") + 1
             exc = _error(name, K.ERR_NAN, buf, bpos, line_start, end, line_base + nl + 1,
@@ -326,7 +330,7 @@ def _resolve_slow(buf, slow, labels, values, end, name, seg_start, line_base, in
             if on_bad is None:
                 raise exc
             on_bad(exc)
-            bad.add(int(at) if kind == 0 else int(np.searchsorted(indptr[: rows + 1], at, side="right") - 1))
+            bad.add(row)
             continue
         if kind == 0:
             labels[at] = v

@@ -369,9 +369,6 @@ def test_many_slow_numbers_across_rows(tmp_path):
     assert_positions(p, data)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a row with more than MAX_SLOW (4096) numbers that need "
-                   "float() makes iter_libsvm double ids/values forever (ERR_ROW_TOO_BIG never grows "
-                   "`slow`) until numpy cannot allocate")
 def test_row_with_more_slow_numbers_than_max_slow(tmp_path, monkeypatch):
     class CappedNumpy:  # turn the runaway allocation into a quick failure
         def __getattr__(self, name):
@@ -587,8 +584,6 @@ def test_bad_input_in_compressed_file_names_the_file_and_line(tmp_path):
     assert msg.startswith(f"{path}:4:5: ")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: ids of 19-20 digits overflow int64 inside parse_libsvm "
-                   "and wrap around to a small or negative id instead of ERR_INDEX_RANGE")
 @pytest.mark.parametrize("tok", [b"18446744073709551620", b"9300000000000000000"],
                          ids=["wraps_to_4", "wraps_negative"])
 def test_index_overflow_wrapping(tmp_path, tok):
@@ -597,8 +592,6 @@ def test_index_overflow_wrapping(tmp_path, tok):
     assert msg.startswith(f"{path}:1:3: ") and "too large" in msg
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: for a bad byte right after a value, the message names "
-                   "the value's first byte (0x32 for '2') instead of the bad byte 0xff")
 def test_invalid_byte_glued_to_value_names_that_byte(tmp_path):
     path = write(tmp_path, b"1 3:2\xff\n")
     msg = read_error(path)
@@ -772,9 +765,6 @@ def test_on_bad_may_raise_to_stop(tmp_path):
     assert [error_line(path, e) for e in seen] == [2, 4]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with on_bad, a line with several non-finite numbers is "
-                   "reported once per number (on_bad is documented as called for each bad line; "
-                   "--max-bad-lines counts it twice)")
 def test_on_bad_called_once_per_bad_line(tmp_path):
     path = write(tmp_path, b"1 3:1e999 4:1e999\n0 1:1\n")
     p, lines = read_skipping(path)
@@ -782,9 +772,6 @@ def test_on_bad_called_once_per_bad_line(tmp_path):
     assert lines == [1]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a bad line skipped via on_bad is reported before the batch "
-                   "that precedes it is yielded, but that batch's end_offset/end_line point at the start "
-                   "of the bad line: resuming there reports (and counts) the bad line a second time")
 def test_resume_after_skipped_bad_line_does_not_report_it_again(tmp_path):
     path = write(tmp_path, b"1 1:1\nx\n2 2:2\n")
     seen, ends = [], []
