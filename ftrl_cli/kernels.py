@@ -31,6 +31,7 @@ ERR_BYTE = 6  # byte outside printable ASCII (invalid UTF-8, binary data, ...)
 ERR_NO_LABEL = 7  # line starts with idx:value
 ERR_ROW_TOO_BIG = 8  # one row has more features than the batch arrays hold
 ERR_NAN = 9  # value or label parsed as inf (overflow) or nan
+ERR_COST = 10  # cost:W with W not a number >= 0
 
 MAX_INDEX = 1 << 62
 _POW10 = np.array([10.0**k for k in range(23)])  # exact in float64 for k <= 22
@@ -133,7 +134,7 @@ def _parse_number(buf, i, end, pow10):
 
 
 @njit(cache=True, nogil=True)
-def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows):
+def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows, weights):
     """Parse complete libsvm lines in buf[start:end] into a CSR batch.
 
     # Assumes: buf[start:end] ends at a line end, or at the end of the input;
@@ -145,7 +146,8 @@ def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows):
     rows, and canonicalize() fixes them.
 
     Fills labels[:rows], indptr[:rows+1], ids/values[:nnz]. Numbers that need Python's
-    float() are listed in slow[k] = (kind 0=label 1=value, output position, byte start).
+    float() are listed in slow[k] = (kind 0=label 1=value 2=cost, output position, byte start).
+    SVMlight's `cost:W` token sets the row's importance weight: weights[r] (1 when absent).
 
     Returns (pos, rows, nnz, lines, nslow, max_id, unsorted, err, err_pos): pos is the
     byte after the last complete row taken; lines counts the newlines consumed;
@@ -204,6 +206,7 @@ def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows):
             nslow += 1
         row_nnz_start = nnz
         labels[nrows] = v
+        weights[nrows] = 1.0
         prev = np.int64(-1)
         is_unsorted = False
         full = False
@@ -226,6 +229,26 @@ def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows):
                 i += 4
                 while i < end and not _ends_token(buf[i]):
                     i += 1
+                continue
+            if (c == 99 and i + 4 < end and buf[i + 1] == 111 and buf[i + 2] == 115 and buf[i + 3] == 116
+                    and buf[i + 4] == 58):
+                # cost:W (SVMlight's per-example cost factor) is the row's weight
+                i += 5
+                wtok = i
+                if i >= end or _ends_token(buf[i]):
+                    return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_COST, tok
+                v, i, st = _parse_number(buf, i, end, pow10)
+                if st < 0 or (st == 0 and v < 0) or buf[wtok] == 45:
+                    return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_COST, tok
+                if st == 1:
+                    if nslow >= max_slow:
+                        full = True
+                        break
+                    slow[nslow, 0] = 2
+                    slow[nslow, 1] = nrows
+                    slow[nslow, 2] = wtok
+                    nslow += 1
+                weights[nrows] = v
                 continue
             if c > 126 or c < 32:
                 return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_BYTE, i

@@ -7,7 +7,8 @@ Rules (see README "Input format"):
 - feature ids are used as written (no shift): a zero-based and a one-based file both work,
   and `ftrl export` prints the ids of the data;
 - within a row, ids may come in any order; a repeated id adds its values (x is a vector);
-  values equal to 0 are dropped.
+  values equal to 0 are dropped;
+- SVMlight's `cost:W` token gives the row an importance weight W >= 0 (default 1).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ _MESSAGES = {
     K.ERR_BYTE: "unexpected byte {byte} (only ASCII is allowed outside # comments; is this a text libsvm file?)",
     K.ERR_NO_LABEL: "line starts with the feature {tok}: the label is missing",
     K.ERR_NAN: "{what} {tok} is not a finite number",
+    K.ERR_COST: "{tok}: the weight must be a number >= 0 (cost:0.5)",
 }
 
 _MAGIC = (
@@ -205,6 +207,7 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
         name = src.name
         buf = np.empty(chunk_bytes, np.uint8)
         labels = np.empty(batch_rows, np.float64)
+        weights = np.empty(batch_rows, np.float64)
         indptr = np.empty(batch_rows + 1, np.int64)
         ids = np.empty(batch_nnz, np.int64)
         values = np.empty(batch_nnz, np.float64)
@@ -241,7 +244,7 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                 end = nl + 1
             while pos < end:
                 (new_pos, rows, nnz, lines, nslow, max_id, unsorted, err, err_pos) = K.parse_libsvm(
-                    buf, pos, end, labels, indptr, ids, values, slow, batch_rows)
+                    buf, pos, end, labels, indptr, ids, values, slow, batch_rows, weights)
                 if err == K.ERR_ROW_TOO_BIG:  # one row outgrows the batch arrays: grow them
                     ids = np.empty(2 * len(ids), np.int64)
                     values = np.empty(2 * len(values), np.float64)
@@ -252,7 +255,7 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                     exc = _error(name, err, buf, err_pos, new_pos, end, line + lines + 1)
                     # keep the rows before the bad line (their slow numbers come first)
                     nnz = int(indptr[rows])
-                    keep = (slow[:nslow, 0] == 0) & (slow[:nslow, 1] < rows) | (
+                    keep = (slow[:nslow, 0] != 1) & (slow[:nslow, 1] < rows) | (
                         (slow[:nslow, 0] == 1) & (slow[:nslow, 1] < nnz))
                     nslow = int(keep.sum())
                     slow[:nslow] = slow[: len(keep)][keep]
@@ -267,9 +270,9 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                                 for a, b in spans]
                 if nslow:
                     bad_rows = _resolve_slow(buf, slow[:nslow], labels, values, end, name, pos, line,
-                                             indptr, rows, on_bad)
+                                             indptr, rows, on_bad, weights)
                     if bad_rows:
-                        rows, nnz = _drop_rows(bad_rows, labels, indptr, ids, values, rows)
+                        rows, nnz = _drop_rows(bad_rows, labels, indptr, ids, values, rows, weights)
                         if comments is not None:
                             comments = [c for k, c in enumerate(comments) if k not in set(bad_rows)]
                 if exc is not None:
@@ -284,9 +287,11 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                     line += 1
                     pos = skip_to
                 if rows:
+                    w = weights[:rows]
                     yield Batch(labels[:rows], indptr[: rows + 1], ids[:nnz], values[:nnz],
                                 int(ids[:nnz].max(initial=-1)) if nslow else int(max_id),
-                                offset + pos, line, src.raw_pos(), ids_text=comments)
+                                offset + pos, line, src.raw_pos(),
+                                weights=w if (w != 1.0).any() else None, ids_text=comments)
             if eof:
                 return
 
@@ -297,7 +302,7 @@ def _line_end(buf, pos, end):
     return pos + int(nl[0]) + 1 if len(nl) else end
 
 
-def _drop_rows(bad_rows, labels, indptr, ids, values, rows):
+def _drop_rows(bad_rows, labels, indptr, ids, values, rows, weights):
     """Remove rows (sorted indices) from a batch in place; returns (rows, nnz)."""
     keep = np.ones(rows, bool)
     keep[list(bad_rows)] = False
@@ -308,25 +313,26 @@ def _drop_rows(bad_rows, labels, indptr, ids, values, rows):
     values[:nnz] = values[: len(feat_keep)][feat_keep]
     new_rows = int(keep.sum())
     labels[:new_rows] = labels[:rows][keep]
+    weights[:new_rows] = weights[:rows][keep]
     indptr[1 : new_rows + 1] = np.cumsum(lengths[keep])
     indptr[0] = 0
     return new_rows, nnz
 
 
-def _resolve_slow(buf, slow, labels, values, end, name, seg_start, line_base, indptr, rows, on_bad):
+def _resolve_slow(buf, slow, labels, values, end, name, seg_start, line_base, indptr, rows, on_bad, weights):
     """Parse the rare numbers the fast path declines (>18 digits, big exponents) with
     float(). Returns the rows whose number is not finite when on_bad lets them be skipped."""
     bad = set()
     for kind, at, bpos in slow:
         v = float(_full_token(buf, bpos, end))
         if not np.isfinite(v):
-            row = int(at) if kind == 0 else int(np.searchsorted(indptr[: rows + 1], at, side="right") - 1)
+            row = int(at) if kind != 1 else int(np.searchsorted(indptr[: rows + 1], at, side="right") - 1)
             if row in bad:  # one report per bad line
                 continue
             nl = bytes(buf[seg_start:bpos]).count(b"\n")
             line_start = bytes(buf[:bpos]).rfind(b"\n") + 1
             exc = _error(name, K.ERR_NAN, buf, bpos, line_start, end, line_base + nl + 1,
-                         what="label" if kind == 0 else "value")
+                         what=("label", "value", "weight")[kind])
             if on_bad is None:
                 raise exc
             on_bad(exc)
@@ -334,6 +340,8 @@ def _resolve_slow(buf, slow, labels, values, end, name, seg_start, line_base, in
             continue
         if kind == 0:
             labels[at] = v
-        else:
+        elif kind == 1:
             values[at] = v
+        else:
+            weights[at] = v
     return sorted(bad)
