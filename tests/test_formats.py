@@ -106,3 +106,25 @@ def test_format_mismatch_is_a_clear_error(tmp_path):
     assert r.exit_code == 1 and "Parquet" in r.stderr
     r = run("train", CTR / "avazu_train_head1000.parquet", "-m", tmp_path / "m2", "--label", "nope")
     assert r.exit_code == 1 and "nope" in r.stderr and "Traceback" not in r.output
+
+
+def test_cost_weights_in_text(tmp_path):
+    """cost:0 rows teach nothing; cost:W reaches the kernel as the row's weight."""
+    lines = SAMPLE_TRAIN.read_text().splitlines()
+    weighted = tmp_path / "w.svm"
+    weighted.write_text("".join(
+        (ln.replace(" ", " cost:0 ", 1) if i % 3 == 0 else ln) + "\n" for i, ln in enumerate(lines)))
+    kept = tmp_path / "kept.svm"
+    kept.write_text("".join(ln + "\n" for i, ln in enumerate(lines) if i % 3))
+    run("train", weighted, "-m", tmp_path / "w", "-q")
+    run("train", kept, "-m", tmp_path / "k", "-q")
+    sw, _ = state_arrays(tmp_path / "w")
+    sk, _ = state_arrays(tmp_path / "k")
+    assert np.array_equal(sw["st"], sk["st"]) and np.array_equal(sw["bst"], sk["bst"])
+    doubled = tmp_path / "d.svm"
+    doubled.write_text("".join(ln.replace(" ", " cost:2 ", 1) + "\n" for ln in lines))
+    run("train", doubled, "-m", tmp_path / "d", "-q")
+    run("train", SAMPLE_TRAIN, "-m", tmp_path / "one", "-q")
+    sd, _ = state_arrays(tmp_path / "d")
+    so, _ = state_arrays(tmp_path / "one")
+    assert not np.array_equal(sd["st"], so["st"])
