@@ -3,10 +3,19 @@
 - Keras 3 `keras.optimizers.Ftrl(...).get_config()` (also wrapped as
   `{"class_name": "Ftrl", "config": {...}}`): dense updates, Keras's L2 convention
   (paper l2 = 2 x Keras l2; beta/(2 lr) folded into l2 is the paper's (beta + sqrt n)/lr),
-  float32 learning rate, clip -> weight decay -> update -> EMA.
-- MXNet `mx.optimizer.Ftrl` arguments: lazy (row_sparse) updates, `wd` is the paper's l2,
-  `rescale_grad` multiplies the batch-mean gradient, `clip_gradient` clamps it.
-- tensorflow-addons `NovoGrad(...).get_config()`.
+  clip -> weight decay -> update -> EMA. A float learning rate is used as written, in the
+  model's dtype: Keras keeps it in a Variable of the floatx in force when the optimizer was
+  built, and get_config() already shows that rounding (0.0010000000474974513 for float32).
+  `initial_accumulator_value` and `weight_decay` are rounded to float32, as Keras does even
+  for float64 variables (its Constant initializer and tf.cast of a Python float go through a
+  float32 tensor: 0.1 -> 0.10000000149011612). A clip value of 0 means off, as in Keras.
+- MXNet `mx.optimizer.Ftrl` arguments: lazy (row_sparse) updates, `wd` is the paper's l2
+  (applied to the bias too, as Gluon's Trainer and the raw `ftrl_update` op do), `rescale_grad`
+  multiplies the batch-mean gradient, `clip_gradient` clamps it. Every number is rounded to
+  float32 first (FtrlParam's fields are C floats).
+- tensorflow-addons `NovoGrad(...).get_config()` (or its constructor arguments): learning
+  rate, beta_1, beta_2 and weight_decay are float32 variables there, so they are rounded to
+  float32; epsilon is used as written.
 
 Every key is either mapped or refused with a message: nothing is silently ignored.
 """
@@ -15,7 +24,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from .errors import ConfigError
+
+
+def _f32(v):
+    """v rounded to float32, as a Python float (None stays None)."""
+    return None if v is None else float(np.float32(v))
 
 
 def read_json(path) -> dict:
@@ -84,9 +100,9 @@ def from_keras(d: dict, source: str = "keras optimizer") -> dict:
         return v
 
     lr = d.get("learning_rate", 0.001)
-    out = {"optimizer": "ftrl", "update": "dense", "lr_float32": True,
+    out = {"optimizer": "ftrl", "update": "dense", "lr_float32": False,
            "lr_power": checked("learning_rate_power", -0.5, sign="<=0"),
-           "initial_accumulator": checked("initial_accumulator_value", 0.1),
+           "initial_accumulator": _f32(checked("initial_accumulator_value", 0.1)),
            "l1": checked("l1_regularization_strength", 0.0),
            "l2": 2.0 * checked("l2_regularization_strength", 0.0),
            "l2_shrinkage": checked("l2_shrinkage_regularization_strength", 0.0),
@@ -98,13 +114,16 @@ def from_keras(d: dict, source: str = "keras optimizer") -> dict:
     else:
         out["alpha"] = _number({"learning_rate": lr}, "learning_rate", source)
         out["learning_rate_schedule"] = None
-    out["weight_decay"] = _number(d, "weight_decay", source, allow_none=True) or 0.0
+    out["weight_decay"] = _f32(_number(d, "weight_decay", source, allow_none=True) or 0.0)
     for k in ("clipnorm", "clipvalue", "global_clipnorm", "loss_scale_factor"):
         out[k] = _number(d, k, source, allow_none=True)
     clips = [k for k in ("clipnorm", "clipvalue", "global_clipnorm") if out[k] is not None]
     if len(clips) > 1:
         raise ConfigError(f"{source}: only one of `clipnorm`, `clipvalue` and `global_clipnorm` can "
                           f"be set. Received: {', '.join(clips)}")
+    for k in clips:  # Keras clips only `if self.clipnorm and self.clipnorm > 0`
+        if out[k] <= 0:
+            out[k] = None
     gas = d.get("gradient_accumulation_steps")
     if gas is not None and (not isinstance(gas, int) or gas < 2):
         raise ConfigError(f"{source}: `gradient_accumulation_steps` must be an integer >= 2. "
@@ -139,15 +158,19 @@ def from_mxnet(d: dict, source: str = "mxnet optimizer") -> dict:
     if d.get("begin_num_update", 0) not in (0, None):
         raise ConfigError(f"{source}: begin_num_update must be 0")
     clip = _number(d, "clip_gradient", source, allow_none=True)
+    # FtrlParam's lr, lamda1, beta, wd, rescale_grad and clip_gradient are C floats
     return {"optimizer": "ftrl", "update": "lazy", "lr_float32": False,
-            "alpha": _number(d, "learning_rate", source) if "learning_rate" in d else 0.1,
-            "l1": _number(d, "lamda1", source) if "lamda1" in d else 0.01,
-            "beta": _number(d, "beta", source) if "beta" in d else 1.0,
-            "l2": _number(d, "wd", source) if "wd" in d else 0.0,
-            # MXNet 1.x gives parameters named *_bias wd_mult 0; lamda1 applies to all
-            "bias_l1": None, "bias_l2": 0.0,
-            "grad_scale": _number(d, "rescale_grad", source) if "rescale_grad" in d else 1.0,
-            "clipvalue": clip if clip is not None and clip > 0 else None,
+            "alpha": _f32(_number(d, "learning_rate", source) if "learning_rate" in d else 0.1),
+            "l1": _f32(_number(d, "lamda1", source) if "lamda1" in d else 0.01),
+            "beta": _f32(_number(d, "beta", source) if "beta" in d else 1.0),
+            "l2": _f32(_number(d, "wd", source) if "wd" in d else 0.0),
+            # Gluon's Trainer (Parameter.wd_mult = 1) and the raw op apply wd to the bias too;
+            # lamda1 applies to all. (Module's optimizer gives *_bias parameters wd_mult 0:
+            # add bias_l2 = 0 for that.)
+            "bias_l1": None, "bias_l2": None,
+            "grad_scale": _f32(_number(d, "rescale_grad", source)) if "rescale_grad" in d else 1.0,
+            # the Python optimizer passes clip_gradient to the op only if it is truthy
+            "clipvalue": _f32(clip) if clip is not None and clip > 0 else None,
             "lr_power": -0.5, "initial_accumulator": 0.0, "l2_shrinkage": 0.0,
             "learning_rate_schedule": None}
 
@@ -166,17 +189,19 @@ def from_novograd(d: dict, source: str = "novograd optimizer") -> dict:
     if wd < 0:
         raise ConfigError(f"{source}: Weight decay rate cannot be negative")
     lr = d.get("learning_rate", d.get("lr", 0.001))
+    # learning_rate, beta_1, beta_2 and weight_decay are float32 hyper Variables (_set_hyper);
+    # get_config() already shows them rounded, constructor arguments are rounded here
     out = {"optimizer": "novograd", "update": "dense", "lr_float32": True,
-           "beta_1": _number(d, "beta_1", source) if "beta_1" in d else 0.9,
-           "beta_2": _number(d, "beta_2", source) if "beta_2" in d else 0.999,
+           "beta_1": _f32(_number(d, "beta_1", source) if "beta_1" in d else 0.9),
+           "beta_2": _f32(_number(d, "beta_2", source) if "beta_2" in d else 0.999),
            "epsilon": _number(d, "epsilon", source, allow_none=True) or 1e-7,
-           "weight_decay": wd, "grad_averaging": bool(d.get("grad_averaging", False)),
+           "weight_decay": _f32(wd), "grad_averaging": bool(d.get("grad_averaging", False)),
            "amsgrad": bool(d.get("amsgrad", False))}
     if isinstance(lr, dict):
         out["learning_rate_schedule"] = lr
         out["alpha"] = float(lr.get("config", {}).get("initial_learning_rate", 0.001) or 0.001)
     else:
-        out["alpha"] = _number({"learning_rate": lr}, "learning_rate", source)
+        out["alpha"] = _f32(_number({"learning_rate": lr}, "learning_rate", source))
     for k in ("clipnorm", "clipvalue", "global_clipnorm"):
         out[k] = _number(d, k, source, allow_none=True)
     return out

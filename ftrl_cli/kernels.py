@@ -568,11 +568,15 @@ def _ftrl_step(st, i, g, lr, beta, l1, l2, two_s, p):
     """One Keras/TF FTRL step on coordinate i with gradient g (stored weight in column 2).
 
     gs = g + 2 s w ; n' = n + g^2 ; z += gs - (n'^p - n^p)/lr * w ; w = f(z, n', lr).
+    A learning rate of 0 (a schedule reaching 0, a bias_lr_mult of 0) leaves the coordinate
+    as it is (Keras would divide by 0 and give NaN).
     """
+    if lr == 0.0:
+        return
     w = np.float64(st[i, 2])
     n = np.float64(st[i, 1])
     n_new = n + g * g
-    z = np.float64(st[i, 0]) + (g + two_s * w) - _sigma(n, n_new, lr, p) * w
+    z = np.float64(st[i, 0]) + ((g + two_s * w) - _sigma(n, n_new, lr, p) * w)
     st[i, 0] = z
     st[i, 1] = n_new
     st[i, 2] = _weight(z, n_new, lr, beta, l1, l2, p)
@@ -618,7 +622,7 @@ def train_minibatch(indptr, ids, values, y, sw, cap, B, lrs, it0, st, bst, ls, h
     r0 = 0
     while r0 < nrows:
         r1 = min(r0 + B, nrows)
-        inv_b = 1.0 / (r1 - r0)
+        nb = np.float64(r1 - r0)
         it = it0 + step
         lr = lrs[step]
         blr = lr * hp[HP_BIAS_LR]
@@ -633,7 +637,7 @@ def train_minibatch(indptr, ids, values, y, sw, cap, B, lrs, it0, st, bst, ls, h
                 m += bst[COL_W]
             margins[r] = m
             loss += sw[r] * _logloss(m, y[r])
-            res = (_sigmoid(m) - y[r]) * sw[r] * inv_b
+            res = (_sigmoid(m) - y[r]) * sw[r] / nb
             for k in range(indptr[r], indptr[r + 1]):
                 s = _slot(ids[k], cap)
                 if mark[s] == 0:
@@ -649,9 +653,10 @@ def train_minibatch(indptr, ids, values, y, sw, cap, B, lrs, it0, st, bst, ls, h
                 touched[i] = i
         if not np.isnan(hp[HP_LOSS_SCALE]):  # Keras scales the loss, then unscales grads
             f = hp[HP_LOSS_SCALE]
+            inv_f = 1.0 / f  # g / f, folded to g * (1/f) in TF's graph
             for t in range(nt):
-                gbuf[touched[t]] = (gbuf[touched[t]] * f) / f
-            gb = (gb * f) / f
+                gbuf[touched[t]] = (gbuf[touched[t]] * f) * inv_f
+            gb = (gb * f) * inv_f
         if hp[HP_GSCALE] != 1.0:  # MXNet rescale_grad (relative to the batch mean)
             for t in range(nt):
                 gbuf[touched[t]] *= hp[HP_GSCALE]
@@ -663,11 +668,12 @@ def train_minibatch(indptr, ids, values, y, sw, cap, B, lrs, it0, st, bst, ls, h
                 for i in range(D):
                     st[i, acc_col] += gbuf[i]
                 bst[acc_col] += gb
-            else:
+            else:  # (g + acc) / k, folded to (g + acc) * (1/k)
+                inv_k = 1.0 / accum
                 for i in range(D):
-                    gbuf[i] = (gbuf[i] + st[i, acc_col]) / accum
+                    gbuf[i] = (gbuf[i] + st[i, acc_col]) * inv_k
                     st[i, acc_col] = 0.0
-                gb = (gb + bst[acc_col]) / accum
+                gb = (gb + bst[acc_col]) * inv_k
                 bst[acc_col] = 0.0
         if apply:
             # ---- clipping: exactly one kind is on ---------------------------------------
@@ -684,10 +690,11 @@ def train_minibatch(indptr, ids, values, y, sw, cap, B, lrs, it0, st, bst, ls, h
                 for t in range(nt):
                     sq += gbuf[touched[t]] ** 2
                 c = hp[HP_GCLIPNORM]
-                f = c * min(1.0 / np.sqrt(sq), 1.0 / c)
-                for t in range(nt):
-                    gbuf[touched[t]] *= f
-                gb *= f
+                if sq > 0.0:  # an all-zero gradient is left as is (Keras: scale 1)
+                    f = c * min(1.0 / np.sqrt(sq), 1.0 / c)
+                    for t in range(nt):
+                        gbuf[touched[t]] *= f
+                    gb *= f
             elif not np.isnan(hp[HP_CLIPVALUE]):
                 c = hp[HP_CLIPVALUE]
                 for t in range(nt):
@@ -714,12 +721,15 @@ def train_minibatch(indptr, ids, values, y, sw, cap, B, lrs, it0, st, bst, ls, h
                     one = np.zeros(1, np.int64)
                     _novograd_layer(bst.reshape(1, -1), one, 1, gbb, blr, it, hp, fl, ls, LS_V_B, LS_VHAT_B)
         # ---- exponential moving average of the weights (Keras use_ema) --------------
+        # Runs on every step, also the accumulate-only ones, with Keras's *divided* counter
+        # iterations = it // k: momentum 0 while it is 0, overwrite when (c + 1) % freq == 0.
         if ema_col >= 0:
-            mom = hp[HP_EMA_MOM] if it != 0 else 0.0
+            c_it = it // accum if accum > 1 else it
+            mom = hp[HP_EMA_MOM] if c_it != 0 else 0.0
             for i in range(D):
                 st[i, ema_col] = mom * st[i, ema_col] + (1.0 - mom) * st[i, COL_W]
             bst[ema_col] = mom * bst[ema_col] + (1.0 - mom) * bst[COL_W]
-            if ema_freq > 0 and (it + 1) % ema_freq == 0:
+            if ema_freq > 0 and (c_it + 1) % ema_freq == 0:
                 for i in range(D):
                     st[i, COL_W] = st[i, ema_col]
                 bst[COL_W] = bst[ema_col]
