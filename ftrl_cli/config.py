@@ -16,7 +16,7 @@ from .errors import ConfigError
 
 FORMAT_VERSION = 1
 # keys written beside the settings; accepted (and ignored) when a config is read back
-META_KEYS = ("format", "format_version", "package_version")
+META_KEYS = ("kind", "format_version", "package_version")
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class Config:
         return self.l2 if self.bias_l2 is None else self.bias_l2
 
     def to_dict(self) -> dict:
-        d = {"format": "ftrl-config", "format_version": FORMAT_VERSION}
+        d = {"kind": "ftrl-config", "format_version": FORMAT_VERSION}
         d.update(dataclasses.asdict(self))
         return d
 

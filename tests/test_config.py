@@ -15,7 +15,7 @@ def test_round_trip_through_json(tmp_path):
     p.write_text(c.to_json())
     assert Config.from_json_file(p) == c
     d = json.loads(p.read_text())
-    assert d["format_version"] == FORMAT_VERSION and d["format"] == "ftrl-config"
+    assert d["format_version"] == FORMAT_VERSION and d["kind"] == "ftrl-config"
     assert set(Config.field_names()) <= set(d)
 
 
