@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ftrl train sample_data/agaricus.txt.train -m build/demo-model --force
+	$(BIN)/ftrl train sample_data/agaricus.txt.train -m build/demo-model --force --passes 3 --validation sample_data/agaricus.txt.test
 	$(BIN)/ftrl eval -m build/demo-model sample_data/agaricus.txt.test
 	$(BIN)/ftrl predict -m build/demo-model sample_data/agaricus.txt.test -o build/demo-predictions.txt
 	$(BIN)/ftrl export -m build/demo-model -o build/demo-weights.tsv
