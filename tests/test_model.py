@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
+from conftest import SAMPLE_TRAIN
 
 from ftrl_cli import kernels as K
 from ftrl_cli.config import Config
 from ftrl_cli.model import Model
 from ftrl_cli.readers import iter_libsvm
-
-from conftest import SAMPLE_TRAIN
 
 
 def learn_file(model, path):
@@ -52,7 +51,7 @@ def test_ids_beyond_capacity_are_hashed_never_dropped():
     K.slots_of(ids, 256, again)
     assert np.array_equal(slots, again)
     names = dict(m.named_weights())
-    for fid, s in zip(ids[1:], slots[1:]):
+    for fid, _s in zip(ids[1:], slots[1:]):
         assert any(str(fid) in name.split("+") for name in names)
 
 
