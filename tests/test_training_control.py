@@ -104,3 +104,53 @@ def test_log_table_and_summary_in_logs(tmp_path):
     assert r.returncode == 0
     assert "avg loss" in r.stderr and "validation after 6,513 examples (pass 1" in r.stderr
     assert "best constant" in r.stderr
+
+
+def test_plots_from_the_cli(tmp_path):
+    pytest.importorskip("matplotlib")
+    from click.testing import CliRunner
+
+    from ftrl_cli.cli import main
+
+    def run(*a):
+        return CliRunner().invoke(main, [str(x) for x in a], catch_exceptions=False)
+
+    m = tmp_path / "m"
+    assert run("train", SAMPLE_TRAIN, "-m", m, "-q", "--validation", SAMPLE_TEST,
+               "--validation-every", "1000").exit_code == 0
+    assert run("eval", "-m", m, SAMPLE_TEST, "--plot", tmp_path / "eval.png").exit_code == 0
+    assert run("inspect", "-m", m, "--plot", tmp_path / "curve.png").exit_code == 0
+    for name in ("eval.png", "curve.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_minibatch_state_survives_a_crash(tmp_path, monkeypatch):
+    """Every optimizer state (stored w, EMA, accumulated gradient, step counter driving the
+    schedule) is in the checkpoint: a crashed mini-batch run resumes bit-identically."""
+    from ftrl_cli import checkpoint
+
+    over = {"batch_size": 32, "update": "dense", "ema_momentum": 0.9, "gradient_accumulation_steps": 3,
+            "weight_decay": 0.01, "clipnorm": 1.0, "checkpoint_every": 1000, "passes": 2,
+            "learning_rate_schedule": {"class_name": "ExponentialDecay",
+                                       "config": {"initial_learning_rate": 0.2, "decay_steps": 50,
+                                                  "decay_rate": 0.5}}}
+    api.train([str(SAMPLE_TRAIN)], tmp_path / "ref", overrides=over)
+    real = checkpoint.save
+    calls = []
+
+    def dying(*a, **k):
+        calls.append(real(*a, **k))
+        if len(calls) == 5:  # in the second pass (7 checkpoints in all, the last one final)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save", dying)
+    with pytest.raises(KeyboardInterrupt):
+        api.train([str(SAMPLE_TRAIN)], tmp_path / "crash", overrides=over)
+    monkeypatch.setattr(checkpoint, "save", real)
+    _, meta = state_arrays(tmp_path / "crash")
+    assert not meta["finished"] and meta["run"]["pass"] == 1
+    api.train([str(SAMPLE_TRAIN)], tmp_path / "crash", resume=True)
+    assert same_arrays(tmp_path / "crash", tmp_path / "ref")
+    sa, _ = state_arrays(tmp_path / "crash")
+    sb, _ = state_arrays(tmp_path / "ref")
+    assert sa["iterations"] == sb["iterations"] and np.array_equal(sa["ls"], sb["ls"])
