@@ -17,11 +17,11 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import time
 
 import numpy as np
 
+from .atomic import atomic_writer
 from .config import FORMAT_VERSION, Config
 from .errors import ConfigError, ModelError
 from .model import Model, layout
@@ -29,30 +29,6 @@ from .model import Model, layout
 MANIFEST = "manifest.json"
 CONFIG = "config.json"
 MODEL_FORMAT = "ftrl-model"
-
-
-@contextlib.contextmanager
-def atomic_writer(path, mode="wb"):
-    """Write to a temp file beside `path`; fsync and rename it over `path` on success."""
-    path = os.fspath(path)
-    d = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dfd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 def write_bytes(path, data: bytes) -> None:

@@ -39,13 +39,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels as H
 from . import kernels as K
+from .atomic import atomic_writer
 from .errors import ConfigError, DataError
 from .readers import Batch, InputStream, display_name
 
@@ -424,10 +423,10 @@ def iter_parquet_sparse(path: str, *, label: str = "label", indices: str = "indi
                 vals = vflat.cast(pa.float64()).to_numpy(zero_copy_only=False)
             else:
                 vals = np.ones(len(ids), np.float64)
-            err, pos, max_id, canon = H.check_sparse(indptr, ids, vals)
+            err, pos, max_id, canon = K.check_sparse(indptr, ids, vals)
             if err:
                 r = int(np.searchsorted(indptr, pos, side="right")) - 1
-                if err == H.ERR_NEGATIVE:
+                if err == K.ERR_NEGATIVE:
                     raise DataError(f"{path}: row {row + r + 1}: column '{indices}' holds the negative "
                                     f"feature id {ids[pos]}")
                 raise DataError(f"{path}: row {row + r + 1}: column '{values}' holds {vals[pos]}, "
@@ -467,19 +466,6 @@ def _close_quietly(writer):
         writer.close()
 
 
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def convert_to_parquet(batches, out_path: str, *, weights: bool | None = None,
                        compression: str = "zstd", row_group_rows: int = BATCH_ROWS) -> dict:
     """Write Batches as sparse Parquet (label float64, indices list<int64>,
@@ -492,72 +478,61 @@ def convert_to_parquet(batches, out_path: str, *, weights: bool | None = None,
     import pyarrow.parquet as pq
 
     out_path = os.fspath(out_path)
-    folder = os.path.dirname(os.path.abspath(out_path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out_path) + ".", suffix=".tmp", dir=folder)
     rows = nnz = groups = 0
-    try:
-        with os.fdopen(fd, "wb") as f, contextlib.ExitStack() as cleanup:
-            writer = None
-            # on an error, close the writer before the file (it writes a footer)
-            cleanup.callback(lambda: writer is not None and _close_quietly(writer))
+    with atomic_writer(out_path) as f, contextlib.ExitStack() as cleanup:
+        writer = None
+        # on an error, close the writer before the file (it writes a footer)
+        cleanup.callback(lambda: writer is not None and _close_quietly(writer))
+        pending, pend_rows, pend_nnz = [], 0, 0
+
+        def flush():
+            nonlocal pending, pend_rows, pend_nnz, groups
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending), row_group_size=max(pend_rows, 1))
+                groups += 1
             pending, pend_rows, pend_nnz = [], 0, 0
 
-            def flush():
-                nonlocal pending, pend_rows, pend_nnz, groups
-                if pending:
-                    writer.write_table(pa.Table.from_batches(pending), row_group_size=max(pend_rows, 1))
-                    groups += 1
-                pending, pend_rows, pend_nnz = [], 0, 0
-
-            for b in batches:
-                if writer is None:
-                    if weights is None:
-                        weights = b.weights is not None
-                    schema = sparse_schema(weights)
-                    writer = pq.ParquetWriter(f, schema, compression=compression)
-                if b.weights is not None and not weights:
-                    raise DataError(f"{out_path}: a batch has weights but the file has no weight column")
-                n = b.rows
-                b_nnz = int(b.indptr[n] - b.indptr[0])
-                if pend_nnz + b_nnz >= (1 << 31) - 1:
-                    flush()
-                if b_nnz >= (1 << 31) - 1:
-                    raise DataError(f"{out_path}: a batch holds {b_nnz} features, too many for one row group")
-                indptr = (b.indptr - b.indptr[0]).astype(np.int32)
-                arrays = [pa.array(np.array(b.labels, np.float64)),
-                          pa.ListArray.from_arrays(pa.array(indptr), pa.array(np.array(b.ids[:b_nnz], np.int64))),
-                          pa.ListArray.from_arrays(pa.array(indptr), pa.array(np.array(b.values[:b_nnz], np.float64)))]
-                if weights:
-                    w = np.ones(n) if b.weights is None else np.array(b.weights, np.float64)
-                    arrays.append(pa.array(w))
-                rb = pa.RecordBatch.from_arrays(arrays, schema=schema)
-                pending.append(rb)
-                pend_rows += n
-                pend_nnz += b_nnz
-                rows += n
-                nnz += b_nnz
-                while pend_rows >= row_group_rows:
-                    t = pa.Table.from_batches(pending)
-                    writer.write_table(t.slice(0, row_group_rows), row_group_size=row_group_rows)
-                    groups += 1
-                    pending = [x for x in t.slice(row_group_rows).to_batches() if x.num_rows]
-                    pend_rows -= row_group_rows
-                    pend_nnz = sum(int(x.column(1).offsets[-1].as_py() - x.column(1).offsets[0].as_py())
-                                   for x in pending)
+        for b in batches:
             if writer is None:
-                schema = sparse_schema(bool(weights))
+                if weights is None:
+                    weights = b.weights is not None
+                schema = sparse_schema(weights)
                 writer = pq.ParquetWriter(f, schema, compression=compression)
-            flush()
-            writer.close()
-            writer = None
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out_path)
-        _fsync_dir(folder)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+            if b.weights is not None and not weights:
+                raise DataError(f"{out_path}: a batch has weights but the file has no weight column")
+            n = b.rows
+            b_nnz = int(b.indptr[n] - b.indptr[0])
+            if pend_nnz + b_nnz >= (1 << 31) - 1:
+                flush()
+            if b_nnz >= (1 << 31) - 1:
+                raise DataError(f"{out_path}: a batch holds {b_nnz} features, too many for one row group")
+            indptr = (b.indptr - b.indptr[0]).astype(np.int32)
+            arrays = [pa.array(np.array(b.labels, np.float64)),
+                      pa.ListArray.from_arrays(pa.array(indptr), pa.array(np.array(b.ids[:b_nnz], np.int64))),
+                      pa.ListArray.from_arrays(pa.array(indptr), pa.array(np.array(b.values[:b_nnz], np.float64)))]
+            if weights:
+                w = np.ones(n) if b.weights is None else np.array(b.weights, np.float64)
+                arrays.append(pa.array(w))
+            rb = pa.RecordBatch.from_arrays(arrays, schema=schema)
+            pending.append(rb)
+            pend_rows += n
+            pend_nnz += b_nnz
+            rows += n
+            nnz += b_nnz
+            while pend_rows >= row_group_rows:
+                t = pa.Table.from_batches(pending)
+                writer.write_table(t.slice(0, row_group_rows), row_group_size=row_group_rows)
+                groups += 1
+                pending = [x for x in t.slice(row_group_rows).to_batches() if x.num_rows]
+                pend_rows -= row_group_rows
+                pend_nnz = sum(int(x.column(1).offsets[-1].as_py() - x.column(1).offsets[0].as_py())
+                               for x in pending)
+        if writer is None:
+            schema = sparse_schema(bool(weights))
+            writer = pq.ParquetWriter(f, schema, compression=compression)
+        flush()
+        writer.close()
+        writer = None
     return {"path": out_path, "rows": rows, "nnz": nnz, "row_groups": groups}
 
 
@@ -645,20 +620,10 @@ class NameMap:
     def save(self, path: str) -> None:
         """Write `slot<TAB>keys<TAB>name` lines (by slot), atomically."""
         per = self.keys_per_slot()
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                for slot, name in self.items():
-                    clean = name.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-                    f.write(f"{slot}\t{per.get(slot, 1)}\t{clean}\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_writer(path, "w") as f:
+            for slot, name in self.items():
+                clean = name.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+                f.write(f"{slot}\t{per.get(slot, 1)}\t{clean}\n")
 
     @classmethod
     def load(cls, path: str, max_entries: int = NAME_MAP_ENTRIES) -> NameMap:
@@ -833,13 +798,13 @@ def _arena(pa, arr, col: _Col, name, row0) -> _Arena:
                 arr, t = arr.cast(pa.large_string()), pa.large_string()
             else:
                 a = arr.cast(pa.int64())
-                data = np.empty(max(n * (len(prefix) + H.MAX_INT_TEXT), 1), np.uint8)
-                H.render_ints(prefix, _fixed_values(a, np.int64), _valid(a), off, data, present)
+                data = np.empty(max(n * (len(prefix) + K.MAX_INT_TEXT), 1), np.uint8)
+                K.render_ints(prefix, _fixed_values(a, np.int64), _valid(a), off, data, present)
                 return _Arena(off, data, present, None)
         if pa.types.is_floating(t) or pa.types.is_decimal(t):
             a = arr.cast(pa.float64())
-            data = np.empty(max(n * (len(prefix) + H.MAX_FLOAT_TEXT), 1), np.uint8)
-            H.render_floats(prefix, _fixed_values(a, np.float64), _valid(a), off, data, present)
+            data = np.empty(max(n * (len(prefix) + K.MAX_FLOAT_TEXT), 1), np.uint8)
+            K.render_floats(prefix, _fixed_values(a, np.float64), _valid(a), off, data, present)
             return _Arena(off, data, present, None)
         if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
                 or pa.types.is_large_binary(t)):
@@ -851,7 +816,7 @@ def _arena(pa, arr, col: _Col, name, row0) -> _Arena:
         offsets, src = _string_buffers(pa, arr)
         size = n * len(prefix) + int(offsets[n] - offsets[0])
         data = np.empty(max(size, 1), np.uint8)
-        H.render_strings(prefix, offsets, src, _valid(arr), off, data, present)
+        K.render_strings(prefix, offsets, src, _valid(arr), off, data, present)
         return _Arena(off, data, present, None)
     # numeric columns: value, bin, or categorical text of the float
     a = _float64(pa, arr, name, col.name, "numeric")
@@ -859,19 +824,19 @@ def _arena(pa, arr, col: _Col, name, row0) -> _Arena:
     valid = _valid(a)
     if col.kind == "cat":
         prefix = np.frombuffer((col.name + "=").encode("utf-8"), np.uint8)
-        data = np.empty(max(n * (len(prefix) + H.MAX_FLOAT_TEXT), 1), np.uint8)
-        H.render_floats(prefix, x, valid, off, data, present)
+        data = np.empty(max(n * (len(prefix) + K.MAX_FLOAT_TEXT), 1), np.uint8)
+        K.render_floats(prefix, x, valid, off, data, present)
         return _Arena(off, data, present, None)
     if col.kind == "bin":
         prefix = np.frombuffer((col.name + "=").encode("utf-8"), np.uint8)
-        data = np.empty(max(n * (len(prefix) + H.MAX_INT_TEXT + 1), 1), np.uint8)
-        got = H.render_bins(prefix, x, valid, off, data, present)
+        data = np.empty(max(n * (len(prefix) + K.MAX_INT_TEXT + 1), 1), np.uint8)
+        got = K.render_bins(prefix, x, valid, off, data, present)
         vals = None
     else:
         key = np.frombuffer(col.name.encode("utf-8"), np.uint8)
         data = np.empty(max(n * len(key), 1), np.uint8)
         vals = np.empty(n, np.float64)
-        got = H.numeric_tokens(key, x, valid, off, data, present, vals)
+        got = K.numeric_tokens(key, x, valid, off, data, present, vals)
     if got < 0:
         r = -got - 1
         raise DataError(f"{name}: row {row0 + r + 1}: column '{col.name}' is {x[r]}, not a finite number")
@@ -885,7 +850,7 @@ def _cross(a: _Arena, b: _Arena) -> _Arena:
     vals = np.empty(n, np.float64)
     data = np.empty(max(int(a.off[n] + b.off[n]) + n, 1), np.uint8)
     ones = np.ones(n)
-    H.cross_tokens(a.off, a.data, a.present, ones if a.vals is None else a.vals,
+    K.cross_tokens(a.off, a.data, a.present, ones if a.vals is None else a.vals,
                    b.off, b.data, b.present, ones if b.vals is None else b.vals,
                    off, data, present, vals)
     return _Arena(off, data, present, vals)
@@ -911,16 +876,16 @@ def _wide_batch(pa, rb, plan: _Plan, mask: int, names: NameMap | None, name: str
     tok_vals = np.ones((nsrc, n), np.float64)
     fp = np.empty(n, np.int64) if names is not None else None
     for j, s in enumerate(sources):
-        H.hash_tokens(s.off, s.data, s.present, H.HASH_SEED, mask, tok_ids[j])
+        K.hash_tokens(s.off, s.data, s.present, K.HASH_SEED, mask, tok_ids[j])
         if s.vals is not None:
             tok_vals[j] = s.vals
         if names is not None:
-            H.hash_tokens(s.off, s.data, s.present, H.FINGERPRINT_SEED, 0xFFFFFFFF, fp)
+            K.hash_tokens(s.off, s.data, s.present, K.FINGERPRINT_SEED, 0xFFFFFFFF, fp)
             names.observe(tok_ids[j], fp, s.off, s.data)
     indptr = np.empty(n + 1, np.int64)
     ids = np.empty(max(nsrc * n, 1), np.int64)
     values = np.empty(max(nsrc * n, 1), np.float64)
-    nnz, max_id = H.assemble_csr(tok_ids, tok_vals, indptr, ids, values)
+    nnz, max_id = K.assemble_csr(tok_ids, tok_vals, indptr, ids, values)
     nnz = K.canonicalize(indptr, ids, values, n)
     ids_text = _id_text(pa, rb.column(col_index[plan.id_column])) if plan.id_column is not None else None
     return Batch(labels, indptr, ids[:nnz], values[:nnz], int(max_id), end_row, end_row, progress,
