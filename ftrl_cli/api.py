@@ -19,6 +19,7 @@ import numpy as np
 
 from . import checkpoint, metrics
 from . import kernels as K
+from .atomic import atomic_writer
 from .config import Config
 from .errors import ConfigError, DataError, Interrupted, ModelError
 from .external import from_keras, from_mxnet, from_novograd, read_json
@@ -731,7 +732,7 @@ def output_stream(path):
         sys.stdout.buffer.flush()
         return
     try:
-        with checkpoint.atomic_writer(path) as f:
+        with atomic_writer(path) as f:
             yield f
     except OSError as e:
         raise DataError(f"{path}: cannot write ({e.strerror or e})") from None
