@@ -133,6 +133,26 @@ def _parse_number(buf, i, end, pow10):
     return (-v if neg else v), i, 0
 
 
+@njit(cache=True, inline="always")
+def _parse_value(buf, i, end, pow10):
+    """_parse_number with an inlined fast path for short plain integers ("1", "-1", "37"),
+    which is what one-hot CTR data and most labels are."""
+    j = i
+    neg = False
+    if j < end and (buf[j] == 45 or buf[j] == 43):
+        neg = buf[j] == 45
+        j += 1
+    k = j
+    iv = np.int64(0)
+    while k < end and k - j < 15 and 48 <= buf[k] <= 57:
+        iv = iv * 10 + (np.int64(buf[k]) - 48)
+        k += 1
+    if k > j and (k >= end or _ends_token(buf[k])):
+        v = float(iv)
+        return (-v if neg else v), k, 0
+    return _parse_number(buf, i, end, pow10)
+
+
 @njit(cache=True, nogil=True)
 def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows, weights):
     """Parse complete libsvm lines in buf[start:end] into a CSR batch.
@@ -185,7 +205,7 @@ def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows, w
         # label
         tok = i
         slow_at_row = nslow
-        v, i, st = _parse_number(buf, i, end, pow10)
+        v, i, st = _parse_value(buf, i, end, pow10)
         if st < 0:
             # say "missing label" when the line starts with idx:value
             j = tok
@@ -274,7 +294,7 @@ def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows, w
             if i >= end or _ends_token(buf[i]):
                 return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_NO_VALUE, tok
             vtok = i
-            v, i, st = _parse_number(buf, i, end, pow10)
+            v, i, st = _parse_value(buf, i, end, pow10)
             if st < 0:
                 if buf[vtok] > 126:
                     return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_BYTE, vtok
@@ -420,6 +440,25 @@ def _weight(z, n, alpha, beta, l1, l2, p):
 
 
 @njit(cache=True, inline="always")
+def _root(n, p):
+    """n^p, with sqrt for the paper's p = 0.5."""
+    if p == 0.5:
+        return np.sqrt(n)
+    return n**p
+
+
+@njit(cache=True, inline="always")
+def _weight_root(z, root, alpha, beta, l1, l2):
+    """_weight with n^p given."""
+    if abs(z) <= l1:
+        return 0.0
+    denom = (beta + root) / alpha + l2
+    if z > 0:
+        return -(z - l1) / denom
+    return -(z + l1) / denom
+
+
+@njit(cache=True, inline="always")
 def _sigma(n, n_new, alpha, p):
     if p == 0.5:
         return (np.sqrt(n_new) - np.sqrt(n)) / alpha
@@ -463,6 +502,7 @@ def ftrl_online(indptr, ids, values, labels, weights, zn, bias_zn, cap,
         if ln > maxlen:
             maxlen = ln
     wbuf = np.empty(maxlen, np.float64)
+    rbuf = np.empty(maxlen, np.float64)
     sbuf = np.empty(maxlen, np.int64)
     two_s = 2.0 * l2_shrinkage
     for r in range(nrows):
@@ -473,7 +513,10 @@ def ftrl_online(indptr, ids, values, labels, weights, zn, bias_zn, cap,
         for k in range(a, b):
             s = _slot(ids[k], cap)
             sbuf[k - a] = s
-            w = _weight(np.float64(zn[s, 0]), np.float64(zn[s, 1]), alpha, beta, l1, l2, p)
+            z = np.float64(zn[s, 0])
+            root = _root(np.float64(zn[s, 1]), p)
+            rbuf[k - a] = root  # n^p, reused by the update
+            w = _weight_root(z, root, alpha, beta, l1, l2)
             wbuf[k - a] = w
             m += w * values[k]
         wb = 0.0
@@ -490,9 +533,8 @@ def ftrl_online(indptr, ids, values, labels, weights, zn, bias_zn, cap,
             s = sbuf[k - a]
             w = wbuf[k - a]
             g = g0 * values[k]
-            n = np.float64(zn[s, 1])
-            n_new = n + g * g
-            sigma = _sigma(n, n_new, alpha, p)
+            n_new = np.float64(zn[s, 1]) + g * g
+            sigma = (_root(n_new, p) - rbuf[k - a]) / alpha
             zn[s, 0] = np.float64(zn[s, 0]) + (g + two_s * w) - sigma * w
             zn[s, 1] = n_new
         if use_bias:
