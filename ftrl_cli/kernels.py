@@ -49,7 +49,7 @@ def _ends_token(c):
     return c == 32 or c == 9 or c == 13 or c == 11 or c == 12 or c == 10 or c == 35
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _parse_number(buf, i, end, pow10):
     """Parse a decimal float starting at buf[i].
 
