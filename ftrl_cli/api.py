@@ -25,7 +25,7 @@ from .errors import ConfigError, DataError, Interrupted, ModelError
 from .external import from_keras, from_mxnet, from_novograd, read_json
 from .model import Model
 from .progress import Reporter
-from .readers import BATCH_ROWS, display_name, iter_libsvm
+from .readers import BATCH_ROWS, display_name, iter_libsvm, prefetch
 
 # ---------------------------------------------------------------------------------------
 # configuration
@@ -128,8 +128,9 @@ def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_ro
     hashing settings. Resume positions: bytes/lines for text, rows for tables."""
     fmt = input_format(path, config)
     if fmt == "libsvm":
-        return iter_libsvm(path, start_offset=start_offset, start_line=start_line, batch_rows=batch_rows,
-                           on_bad=on_bad, with_comments=with_ids)
+        it = iter_libsvm(path, start_offset=start_offset, start_line=start_line, batch_rows=batch_rows,
+                         on_bad=on_bad, with_comments=with_ids)
+        return prefetch(it) if _read_ahead() else it
     from . import tabular
 
     if fmt == "parquet-sparse":
@@ -143,6 +144,17 @@ def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_ro
         interactions=[tuple(i) for i in config.interactions or ()], numeric_as=config.numeric_as,
         header=config.header, columns=config.columns, bits=config.bits, batch_rows=batch_rows,
         names=names, weight=config.weight_column, id_column=config.id_column, start_row=start_offset)
+
+
+def _read_ahead() -> bool:
+    """Parse the next batch in a thread while this one trains, when there is a second CPU
+    (FTRL_READ_AHEAD=0 turns it off)."""
+    if os.environ.get("FTRL_READ_AHEAD", "1") == "0":
+        return False
+    try:
+        return len(os.sched_getaffinity(0)) >= 2
+    except AttributeError:
+        return (os.cpu_count() or 1) >= 2
 
 
 def _names_for(model_dir, config, inputs):

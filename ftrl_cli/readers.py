@@ -345,3 +345,49 @@ def _resolve_slow(buf, slow, labels, values, end, name, seg_start, line_base, in
         else:
             weights[at] = v
     return sorted(bad)
+
+
+def _own(b: Batch) -> Batch:
+    """A copy of a batch that no longer shares the reader's reused buffers."""
+    return Batch(b.labels.copy(), b.indptr.copy(), b.ids.copy(), b.values.copy(), b.max_id, b.end_offset,
+                 b.end_line, b.raw_bytes, None if b.weights is None else b.weights.copy(), b.ids_text)
+
+
+def prefetch(batches, depth: int = 2):
+    """Iterate `batches` in a background thread, `depth` batches ahead: the Numba parser
+    releases the GIL, so parsing the next batch overlaps training on this one. Order and
+    content are unchanged; an exception in the reader is raised here, in order."""
+    import queue
+    import threading
+
+    q = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def work():
+        try:
+            for b in batches:
+                if stop.is_set():
+                    return
+                q.put(_own(b))
+            q.put(done)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    t = threading.Thread(target=work, name="ftrl-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.01)
