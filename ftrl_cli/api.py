@@ -134,10 +134,11 @@ def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_ro
     from . import tabular
 
     if fmt == "parquet-sparse":
-        return tabular.iter_parquet_sparse(
+        it = tabular.iter_parquet_sparse(
             path, label=config.label_column, indices=config.indices_column, values=config.values_column,
             weight=config.weight_column, id_column=config.id_column, batch_rows=batch_rows,
             start_row=start_offset)
+        return prefetch(it) if _read_ahead() else it
     return tabular.iter_tabular(
         path, fmt="parquet" if fmt == "parquet-wide" else fmt, label=config.label_column,
         categorical=config.categorical, numeric=config.numeric, ignore=config.ignore or (),
@@ -562,17 +563,18 @@ def load_model(model_dir, read_overrides=None) -> Model:
 
 
 def iter_margins(model: Model, inputs, reporter: Reporter | None = None, with_ids: bool = False):
-    """Yield (margins, batch) per batch, in input order, reading every input as the model's
-    config says (format, columns, hashing)."""
+    """Yield (path, margins, batch) per batch, in input order, reading every input as the
+    model's config says (format, columns, hashing)."""
     reporter = reporter or Reporter()
     w = model.weights()
     bias_w = model.bias_weight()
+    model.st = None  # scoring needs only w: free the optimizer state (peak memory)
     for path in inputs:
         reporter.start(display_name(path), _input_ids([path])[0]["size"])
         for b in open_batches(path, model.config, with_ids=with_ids):
             m = model.margins(b.indptr, b.ids, b.values, w, bias_w)
             reporter.advance(b.raw_bytes, b.rows, 0.0)
-            yield m, b
+            yield path, m, b
         reporter.end_input()
 
 
@@ -597,7 +599,7 @@ def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: fl
     out = out or sys.stdout.buffer
     count = 0
     try:
-        for m, b in iter_margins(model, inputs, reporter, with_ids=with_id):
+        for _, m, b in iter_margins(model, inputs, reporter, with_ids=with_id):
             if not len(m):
                 continue
             if output == "margin":
@@ -628,24 +630,20 @@ def evaluate(model_dir, inputs, *, threshold: float = 0.5, per_file: bool = Fals
     inputs = expand_inputs(inputs)
     _check_inputs(inputs, 1)
     model = load_model(model_dir, read_overrides)
-    ms, ys, ws, files = [], [], [], {}
+    parts = {path: ([], [], []) for path in inputs}
     try:
-        for path in inputs:
-            fm, fy, fw = [], [], []
-            for m, b in iter_margins(model, [path], reporter):
-                fm.append(m)
-                fy.append((b.labels > 0).astype(np.float64))
-                fw.append(np.ones(b.rows) if b.weights is None else b.weights.copy())
-            fm, fy, fw = (np.concatenate(a) if a else np.empty(0) for a in (fm, fy, fw))
-            if per_file:
-                files[path] = _summary(fm, fy, fw, threshold, bins)
-            ms.append(fm)
-            ys.append(fy)
-            ws.append(fw)
+        for path, m, b in iter_margins(model, inputs, reporter):
+            fm, fy, fw = parts[path]
+            fm.append(m)
+            fy.append((b.labels > 0).astype(np.float64))
+            fw.append(np.ones(b.rows) if b.weights is None else b.weights.copy())
     finally:
         if reporter:
             reporter.close()
-    m, y, w = np.concatenate(ms), np.concatenate(ys), np.concatenate(ws)
+    joined = {path: tuple(np.concatenate(a) if a else np.empty(0) for a in arrays)
+              for path, arrays in parts.items()}
+    files = {path: _summary(*arrays, threshold, bins) for path, arrays in joined.items()} if per_file else {}
+    m, y, w = (np.concatenate([arrays[k] for arrays in joined.values()]) for k in range(3))
     result = _summary(m, y, w, threshold, bins)
     if per_file:
         result["files"] = files

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import time
@@ -82,10 +81,9 @@ def save(model_dir, model: Model, meta: dict) -> str:
     entries = manifest["checkpoints"]
     seq = 1 + max((e["seq"] for e in entries), default=0)
     name = f"ckpt-{seq:06d}.npz"
-    data = _state_bytes(model, meta)
-    write_bytes(os.path.join(model_dir, name), data)
-    entries.append({"seq": seq, "file": name, "sha256": hashlib.sha256(data).hexdigest(),
-                    "bytes": len(data), "examples_seen": meta.get("examples_seen"),
+    digest, size = _write_state(os.path.join(model_dir, name), model, meta)
+    entries.append({"seq": seq, "file": name, "sha256": digest,
+                    "bytes": size, "examples_seen": meta.get("examples_seen"),
                     "finished": bool(meta.get("finished")),
                     "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     keep = model.config.keep_checkpoints
@@ -103,20 +101,48 @@ def save(model_dir, model: Model, meta: dict) -> str:
 BEST = "best.npz"
 
 
-def _state_bytes(model: Model, meta: dict) -> bytes:
-    buf = io.BytesIO()
+class _HashingWriter:
+    """A write-only stream that hashes what passes through it. It cannot seek, so zipfile
+    (np.savez) streams: the state goes to disk once, without a copy in memory."""
+
+    def __init__(self, f):
+        self.f = f
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, b):
+        self.sha.update(b)
+        self.size += len(b)
+        return self.f.write(b)
+
+    def tell(self):
+        return self.size
+
+    def read(self, *args):  # np.savez takes objects with read() for files
+        raise OSError("write-only stream")
+
+    def flush(self):
+        self.f.flush()
+
+
+def _write_state(path, model: Model, meta: dict):
+    """Write the state atomically; returns (sha256 hex, bytes)."""
     meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
-    np.savez(buf, st=model.st, bst=model.bst, ls=model.ls, alias=model.alias,
-             iterations=np.array([model.iterations], np.int64), meta=meta_bytes)
-    return buf.getvalue()
+    try:
+        with atomic_writer(path) as f:
+            w = _HashingWriter(f)
+            np.savez(w, st=model.st, bst=model.bst, ls=model.ls, alias=model.alias,
+                     iterations=np.array([model.iterations], np.int64), meta=meta_bytes)
+    except OSError as e:
+        raise ModelError(f"{path}: write failed ({e.strerror or e}); the previous file is intact") from None
+    return w.sha.hexdigest(), w.size
 
 
 def save_best(model_dir, model: Model, best: dict) -> None:
     """Keep a copy of the best model so far (early stopping), checksummed in the manifest."""
-    data = _state_bytes(model, {"best": best})
-    write_bytes(os.path.join(model_dir, BEST), data)
+    digest, _ = _write_state(os.path.join(model_dir, BEST), model, {"best": best})
     manifest = read_manifest(model_dir)
-    manifest["best"] = {"file": BEST, "sha256": hashlib.sha256(data).hexdigest(), **best}
+    manifest["best"] = {"file": BEST, "sha256": digest, **best}
     write_bytes(os.path.join(model_dir, MANIFEST), (json.dumps(manifest, indent=2) + "\n").encode())
 
 
@@ -134,13 +160,15 @@ def _load_entry(model_dir, entry, config: Config):
     path = os.path.join(model_dir, entry["file"])
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            sha = hashlib.sha256()
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                sha.update(chunk)
     except OSError as e:
         raise ModelError(f"{path}: cannot read checkpoint ({e.strerror or e})") from None
-    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+    if sha.hexdigest() != entry.get("sha256"):
         raise ModelError(f"{path}: checksum mismatch (truncated or corrupted checkpoint)")
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in ("st", "bst", "ls", "alias", "iterations", "meta")}
         meta = json.loads(arrays["meta"].tobytes().decode())
     except (KeyError, ValueError, OSError) as e:

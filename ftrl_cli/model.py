@@ -71,8 +71,8 @@ class Model:
 
     def _fresh(self, size: int, dt) -> np.ndarray:
         st = np.zeros((size, self.cols["K"]), dtype=dt)
-        if self.config.optimizer == "ftrl":
-            st[:, K.COL_N] = self.config.initial_accumulator
+        if self.config.optimizer == "ftrl" and self.config.initial_accumulator != 0:
+            st[:, K.COL_N] = self.config.initial_accumulator  # (zeros cost no page until used)
         return st
 
     def reserve(self, max_id: int) -> None:

@@ -29,8 +29,8 @@ from .errors import DataError
 
 CHUNK_BYTES = 8 << 20  # read buffer; grows for longer lines up to MAX_LINE_BYTES
 MAX_LINE_BYTES = 256 << 20
-BATCH_ROWS = 1 << 16
-BATCH_NNZ = 1 << 21
+BATCH_ROWS = 1 << 14  # rows per batch: small enough that read-ahead costs little memory
+BATCH_NNZ = 1 << 20
 MAX_SLOW = 4096
 
 _MESSAGES = {
