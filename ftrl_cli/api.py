@@ -129,7 +129,7 @@ def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_ro
     fmt = input_format(path, config)
     if fmt == "libsvm":
         it = iter_libsvm(path, start_offset=start_offset, start_line=start_line, batch_rows=batch_rows,
-                         on_bad=on_bad, with_comments=with_ids)
+                         on_bad=on_bad, with_comments=with_ids, row_multiple=config.batch_size)
         return prefetch(it) if _read_ahead() else it
     from . import tabular
 

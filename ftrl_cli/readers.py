@@ -194,9 +194,12 @@ def _error(name, code, buf, err_pos, line_start, end, line_no, what="value"):
 def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                 batch_rows: int = BATCH_ROWS, batch_nnz: int = BATCH_NNZ,
                 chunk_bytes: int = CHUNK_BYTES, max_line_bytes: int = MAX_LINE_BYTES,
-                on_bad=None, with_comments: bool = False):
-    """Yield Batches of at most batch_rows rows from one libsvm input.
+                on_bad=None, with_comments: bool = False, row_multiple: int = 1):
+    """Yield Batches of batch_rows rows from one libsvm input (the last one fewer).
 
+    A batch ends early only when its feature arrays are full, and then at a multiple of
+    row_multiple rows (the arrays grow instead): where batches end never depends on the
+    read buffer, so mini-batches of row_multiple rows line up the same way in every run.
     start_offset/start_line resume inside the (decompressed) stream at a row boundary.
     on_bad: None raises DataError at the first bad line; else on_bad(error) is called for
     each bad line (it may raise to stop) and the line is skipped.
@@ -208,7 +211,7 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
         buf = np.empty(chunk_bytes, np.uint8)
         labels = np.empty(batch_rows, np.float64)
         weights = np.empty(batch_rows, np.float64)
-        indptr = np.empty(batch_rows + 1, np.int64)
+        indptr = np.zeros(batch_rows + 1, np.int64)
         ids = np.empty(batch_nnz, np.int64)
         values = np.empty(batch_nnz, np.float64)
         slow = np.empty((MAX_SLOW, 3), np.int64)
@@ -217,6 +220,15 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
         offset = start_offset  # stream offset of buf[0]
         line = start_line  # newlines consumed before buf[pos]
         eof = False
+        r0 = z0 = 0  # rows and features already in the batch being filled
+        batch_max = -1
+        texts = [] if with_comments else None
+
+        def batch():
+            w = weights[:r0]
+            return Batch(labels[:r0], indptr[: r0 + 1], ids[:z0], values[:z0], batch_max, offset + pos, line,
+                         src.raw_pos(), weights=w if (w != 1.0).any() else None, ids_text=texts)
+
         while True:
             if not eof:
                 if pos > 0:  # keep the unparsed tail, read behind it
@@ -243,18 +255,28 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                     continue  # no complete line yet: read more (the buffer grows if full)
                 end = nl + 1
             while pos < end:
+                room = batch_rows - r0
+                # views: the kernel fills the batch from row r0 and feature z0 on
+                L, P, W = labels[r0:], indptr[r0:], weights[r0:]
+                Z, V = ids[z0:], values[z0:]
                 (new_pos, rows, nnz, lines, nslow, max_id, unsorted, err, err_pos) = K.parse_libsvm(
-                    buf, pos, end, labels, indptr, ids, values, slow, batch_rows, weights)
-                if err == K.ERR_ROW_TOO_BIG:  # one row outgrows the batch arrays: grow them
-                    ids = np.empty(2 * len(ids), np.int64)
-                    values = np.empty(2 * len(values), np.float64)
-                    slow = np.empty((2 * len(slow), 3), np.int64)
+                    buf, pos, end, L, P, Z, V, slow, room, W)
+                if err == K.ERR_ROW_TOO_BIG:  # the next row does not fit
+                    P[0] = z0  # (the kernel wrote 0 there)
+                    if r0 and r0 % row_multiple == 0:
+                        yield batch()
+                        r0 = z0 = 0
+                        batch_max = -1
+                        texts = [] if with_comments else None
+                    else:
+                        ids, values = _grown(ids, z0), _grown(values, z0)
+                        slow = np.empty((2 * len(slow), 3), np.int64)
                     continue
                 skip_to = exc = None
                 if err:
                     exc = _error(name, err, buf, err_pos, new_pos, end, line + lines + 1)
                     # keep the rows before the bad line (their slow numbers come first)
-                    nnz = int(indptr[rows])
+                    nnz = int(P[rows])
                     keep = (slow[:nslow, 0] != 1) & (slow[:nslow, 1] < rows) | (
                         (slow[:nslow, 0] == 1) & (slow[:nslow, 1] < nnz))
                     nslow = int(keep.sum())
@@ -268,11 +290,12 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                     raw = bytes(buf[pos:new_pos])
                     comments = [raw[a - pos:b - pos].decode("utf-8", "replace") if a >= 0 else ""
                                 for a, b in spans]
+                slow_full = nslow == len(slow)
                 if nslow:
-                    bad_rows = _resolve_slow(buf, slow[:nslow], labels, values, end, name, pos, line,
-                                             indptr, rows, on_bad, weights)
+                    bad_rows = _resolve_slow(buf, slow[:nslow], L, V, end, name, pos, line,
+                                             P, rows, on_bad, W)
                     if bad_rows:
-                        rows, nnz = _drop_rows(bad_rows, labels, indptr, ids, values, rows, weights)
+                        rows, nnz = _drop_rows(bad_rows, L, P, Z, V, rows, W)
                         if comments is not None:
                             comments = [c for k, c in enumerate(comments) if k not in set(bad_rows)]
                 if exc is not None:
@@ -280,20 +303,38 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                         raise exc
                     on_bad(exc)  # the bad-line policy: count, warn, or raise; then skip it
                 if unsorted or nslow:
-                    nnz = K.canonicalize(indptr, ids, values, rows)
+                    nnz = K.canonicalize(P, Z, V, rows)
+                P[: rows + 1] += z0  # (the kernel wrote P[0] = 0: restore it even for no rows)
+                if rows:
+                    batch_max = max(batch_max, int(Z[:nnz].max(initial=-1)) if nslow else int(max_id))
+                    r0 += rows
+                    z0 += nnz
+                    if comments is not None:
+                        texts.extend(comments)
+                stopped_early = new_pos < end and err == 0 and rows < room  # arrays full
                 line += lines
                 pos = new_pos
                 if skip_to is not None:  # the skipped line belongs to the batch before it
                     line += 1
                     pos = skip_to
-                if rows:
-                    w = weights[:rows]
-                    yield Batch(labels[:rows], indptr[: rows + 1], ids[:nnz], values[:nnz],
-                                int(ids[:nnz].max(initial=-1)) if nslow else int(max_id),
-                                offset + pos, line, src.raw_pos(),
-                                weights=w if (w != 1.0).any() else None, ids_text=comments)
+                if r0 == batch_rows or (stopped_early and not slow_full and r0 and r0 % row_multiple == 0):
+                    yield batch()
+                    r0 = z0 = 0
+                    batch_max = -1
+                    texts = [] if with_comments else None
+                elif stopped_early and not slow_full:
+                    ids, values = _grown(ids, z0), _grown(values, z0)  # finish the row multiple
             if eof:
+                if r0:
+                    yield batch()
                 return
+
+
+def _grown(a, keep):
+    """a, twice as long, its first `keep` entries kept."""
+    out = np.empty(2 * len(a), a.dtype)
+    out[:keep] = a[:keep]
+    return out
 
 
 def _line_end(buf, pos, end):
