@@ -130,7 +130,8 @@ def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_ro
     if fmt == "libsvm":
         it = iter_libsvm(path, start_offset=start_offset, start_line=start_line, batch_rows=batch_rows,
                          on_bad=on_bad, with_comments=with_ids, row_multiple=config.batch_size)
-        return prefetch(it) if _read_ahead() else it
+        # (skipped lines are counted as they are read: read ahead only when none can be)
+        return prefetch(it) if _read_ahead() and on_bad is None else it
     from . import tabular
 
     if fmt == "parquet-sparse":
