@@ -315,7 +315,7 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
                         _curve_points(meta, run, margins[:n], y[:n], sw[:n], t0, reporter)
                         run["loss_sum"] += loss
                         run["weight_sum"] += float(sw[:n].sum())
-                        run["pos_sum"] += float(sw[:n] @ y[:n])
+                        run["pos_sum"] += float(sw[:n][y[:n] > 0].sum())  # (no BLAS call)
                         run["examples"] += n
                         meta["examples_seen"] += n
                         features += len(b.ids)
