@@ -501,8 +501,9 @@ def make_snapshot(rev, root):
         d.mkdir(parents=True, exist_ok=True)
         arch = subprocess.run(["git", "-C", str(REPO), "archive", sha, "ftrl_cli"], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(d)], input=arch.stdout, check=True)
-    subj = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s", sha], capture_output=True,
-                          text=True).stdout.strip()
+    # name it by the last commit that touched ftrl_cli (REV itself may only have touched other files)
+    subj = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s", sha, "--", "ftrl_cli"],
+                          capture_output=True, text=True).stdout.strip()
     return {"rev": sha[:12], "subject": subj, "dir": str(d)}
 
 
@@ -636,7 +637,8 @@ def render(R):
     m = R["machine"]
     snap = R["env"].get("snapshot")
     if snap:
-        version = f"ftrl_cli snapshot of commit {snap['subject']!r} (git archive, first on PYTHONPATH)"
+        version = (f"ftrl_cli as committed at {snap['rev'][:7]} (last ftrl_cli change: {snap['subject']!r}; "
+                   "git archive, first on PYTHONPATH)")
     else:
         version = f"ftrl at git {m.get('git')}" + (" (+ uncommitted ftrl_cli changes)" if m.get("ftrl_cli_dirty") else "")
     L.append(f"Machine: {m.get('nproc')} vCPU ({m.get('cpu')}), {m.get('mem_gib')} GiB RAM, Linux "
@@ -965,7 +967,12 @@ def main(argv=None):
                     help="benchmark ftrl_cli as committed at REV (default HEAD), extracted with git archive "
                          "into CACHE/snapshots/ and put first on PYTHONPATH, so that edits made to the "
                          "working tree during the run do not mix versions")
+    ap.add_argument("--render", metavar="RESULTS_JSON", default=None,
+                    help="only print the markdown report of an earlier run's results.json")
     a = ap.parse_args(argv)
+    if a.render:
+        print(render(json.loads(Path(a.render).read_text())))
+        return 0
     if a.repeat < 1:
         ap.error("--repeat must be >= 1")
     t_start = time.perf_counter()
