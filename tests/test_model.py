@@ -86,3 +86,28 @@ def test_l1_gives_exact_zeros():
     learn_file(m, SAMPLE_TRAIN)
     w = m.weights()
     assert (w == 0).sum() > 0 and (w != 0).sum() > 0
+
+
+def _fit(**settings):
+    m = Model(Config(**settings))
+    learn_file(m, SAMPLE_TRAIN)
+    m.finalize()
+    return m
+
+
+def test_minibatch_of_one_equals_online():
+    """The mini-batch kernel with B = 1, lazy, is the per-example Algorithm 1 (bit for bit)."""
+    online = _fit(l1=0.5, l2=0.3)
+    mini = _fit(l1=0.5, l2=0.3, clipvalue=1e300)  # any extra setting selects the mini-batch kernel
+    assert not mini.config.online and online.config.online
+    assert np.array_equal(online.weights(), mini.weights())
+    assert online.bias_weight() == mini.bias_weight()
+
+
+def test_dense_equals_lazy_without_shrinkage_and_differs_with_it():
+    d = _fit(l1=0.0, l2=0.3, batch_size=32, update="dense")
+    lz = _fit(l1=0.0, l2=0.3, batch_size=32, update="lazy")
+    assert np.array_equal(d.st, lz.st) and np.array_equal(d.bst, lz.bst)
+    ds = _fit(l1=0.0, l2=0.3, batch_size=32, update="dense", l2_shrinkage=0.01)
+    ls = _fit(l1=0.0, l2=0.3, batch_size=32, update="lazy", l2_shrinkage=0.01)
+    assert not np.array_equal(ds.weights(), ls.weights())
