@@ -96,12 +96,13 @@ def _fit(**settings):
 
 
 def test_minibatch_of_one_equals_online():
-    """The mini-batch kernel with B = 1, lazy, is the per-example Algorithm 1 (bit for bit)."""
+    """The mini-batch kernel with B = 1, lazy, is the per-example Algorithm 1 (up to the
+    order of two additions, which follows Keras there)."""
     online = _fit(l1=0.5, l2=0.3)
     mini = _fit(l1=0.5, l2=0.3, clipvalue=1e300)  # any extra setting selects the mini-batch kernel
     assert not mini.config.online and online.config.online
-    assert np.array_equal(online.weights(), mini.weights())
-    assert online.bias_weight() == mini.bias_weight()
+    np.testing.assert_allclose(mini.weights(), online.weights(), rtol=1e-12, atol=1e-14)
+    assert mini.bias_weight() == pytest.approx(online.bias_weight(), rel=1e-12)
 
 
 def test_dense_equals_lazy_without_shrinkage_and_differs_with_it():
