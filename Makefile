@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check ftrl_cli tests bench
 
 bench: $(STAMP)
-	$(BIN)/python bench/run_bench.py
+	$(BIN)/python bench/run_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build .pytest_cache
