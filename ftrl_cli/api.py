@@ -123,9 +123,10 @@ def input_format(path, config: Config) -> str:
 
 
 def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_rows=BATCH_ROWS,
-                 on_bad=None, with_ids=False, names=None):
+                 on_bad=None, with_ids=False, names=None, shuffle_seed=None):
     """Batches from one input in any format train reads, with the model's column and
-    hashing settings. Resume positions: bytes/lines for text, rows for tables."""
+    hashing settings. Resume positions: bytes/lines for text, rows for tables.
+    shuffle_seed: a Parquet file's row groups are read in an order seeded by it."""
     fmt = input_format(path, config)
     if fmt == "libsvm":
         it = iter_libsvm(path, start_offset=start_offset, start_line=start_line, batch_rows=batch_rows,
@@ -138,14 +139,15 @@ def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_ro
         it = tabular.iter_parquet_sparse(
             path, label=config.label_column, indices=config.indices_column, values=config.values_column,
             weight=config.weight_column, id_column=config.id_column, batch_rows=batch_rows,
-            start_row=start_offset)
+            start_row=start_offset, shuffle_seed=shuffle_seed)
         return prefetch(it) if _read_ahead() else it
     return tabular.iter_tabular(
         path, fmt="parquet" if fmt == "parquet-wide" else fmt, label=config.label_column,
         categorical=config.categorical, numeric=config.numeric, ignore=config.ignore or (),
         interactions=[tuple(i) for i in config.interactions or ()], numeric_as=config.numeric_as,
         header=config.header, columns=config.columns, bits=config.bits, batch_rows=batch_rows,
-        names=names, weight=config.weight_column, id_column=config.id_column, start_row=start_offset)
+        names=names, weight=config.weight_column, id_column=config.id_column, start_row=start_offset,
+        shuffle_seed=shuffle_seed if fmt == "parquet-wide" else None)
 
 
 def _read_ahead() -> bool:
@@ -305,7 +307,8 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
                     reporter.start(f"pass {p + 1}/{config.passes} {display_name(path)}",
                                    input_ids[order[i]]["size"])
                     for b in open_batches(path, config, start_offset=run["offset"], start_line=run["line"],
-                                          batch_rows=rows_per_batch, on_bad=on_bad, names=names):
+                                          batch_rows=rows_per_batch, on_bad=on_bad, names=names,
+                                          shuffle_seed=(config.seed, p, order[i]) if config.shuffle else None):
                         if holdout is not None:
                             b = holdout.split(b, model)
                         n = b.rows

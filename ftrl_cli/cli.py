@@ -171,8 +171,9 @@ def input_options(fn):
                      help="Wide tables: columns never used."),
         click.option("--interactions", default=None, metavar="A:B,C:D", callback=_crosses,
                      help="Wide tables: hashed crosses of columns (a:b, a:b:c)."),
-        click.option("--numeric-as", default=None, type=click.Choice(["value", "categorical", "bin"]),
-                     help="Numeric columns as their value, as categories, or log2 bins.  [default: value]"),
+        click.option("--numeric-as", default=None, type=click.Choice(["value", "categorical", "bin", "logsq"]),
+                     help="Numeric columns as their value, as categories, log2 bins, or Criteo-Kaggle "
+                          "buckets (x <= 2: x, else floor(ln(x)^2)).  [default: value]"),
         click.option("--header/--no-header", default=None, help="CSV/TSV: first line names the columns."),
         click.option("--columns", default=None, metavar="A,B", callback=_csv_list,
                      help="CSV/TSV: column names (for files without a header)."),
@@ -186,7 +187,7 @@ def settings_options(fn):
     for name, typ, help_ in reversed(_SETTINGS):
         fn = click.option(f"--{name}", name.replace("-", "_"), type=typ, default=None, help=help_)(fn)
     fn = input_options(fn)
-    fn = click.option("--shuffle/--no-shuffle", default=None, help="Shuffle the input files' order each pass.")(fn)
+    fn = click.option("--shuffle/--no-shuffle", default=None, help="Shuffle the order of the input files and of Parquet row groups in each pass.")(fn)
     fn = click.option("--bias/--no-bias", "bias", default=None,
                       help="Learn a bias (a feature of value 1 in every row).  [default: on]")(fn)
     fn = click.option("--checkpoint-every", "checkpoint_every", default=None, metavar="N|DURATION",

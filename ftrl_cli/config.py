@@ -69,7 +69,7 @@ class Config:
     numeric: list | None = None  # wide tables: columns used with their value
     ignore: list | None = None  # wide tables: columns never used
     interactions: list | None = None  # wide tables: crosses, e.g. [["a", "b"], ["a", "b", "c"]]
-    numeric_as: str = "value"  # value | categorical | bin (floor(log2(1+|x|)))
+    numeric_as: str = "value"  # value | categorical | bin (floor(log2(1+|x|))) | logsq (x<=2: x, else floor(ln(x)^2))
     header: bool = True  # CSV/TSV: the first line names the columns
     columns: list | None = None  # CSV/TSV: column names (for files without a header)
     shuffle: bool = False  # shuffle the order of the input files in each pass
@@ -250,8 +250,8 @@ def validate(c: Config) -> None:
         check_schedule(c.learning_rate_schedule)
     need(c.format in ("auto", "libsvm", "parquet", "csv", "tsv"),
          f"format must be auto, libsvm, parquet, csv or tsv, got {c.format!r}")
-    need(c.numeric_as in ("value", "categorical", "bin"),
-         f"numeric_as must be value, categorical or bin, got {c.numeric_as!r}")
+    need(c.numeric_as in ("value", "categorical", "bin", "logsq"),
+         f"numeric_as must be value, categorical, bin or logsq, got {c.numeric_as!r}")
     need(c.metric in ("logloss", "auc"), f"metric must be logloss or auc, got {c.metric!r}")
     need(c.validation_every >= 0 and c.holdout_every >= 0 and c.early_stop >= 0,
          "validation_every, holdout_every and early_stop must be >= 0")

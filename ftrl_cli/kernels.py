@@ -1214,6 +1214,18 @@ def write_bin(x, buf, pos):
     return write_int(np.int64(e - 1), buf, pos)
 
 
+@njit(cache=True)
+def write_logsq(x, buf, pos):
+    """The Criteo-Kaggle bucket of a count: x itself when x <= 2 (write_float), else
+    floor(ln(x)^2) (the transform of the libFFM winning solution).
+
+    # Assumes: x finite; buf has MAX_FLOAT_TEXT bytes free at pos.
+    """
+    if x <= 2:
+        return write_float(x, buf, pos)
+    return write_int(np.int64(math.floor(math.log(x) ** 2)), buf, pos)
+
+
 # --------------------------------------------------------------------------------------
 # token arenas: one key per row of a column
 # --------------------------------------------------------------------------------------
@@ -1301,8 +1313,9 @@ def render_floats(prefix, values, valid, out_off, out_data, present):
 
 
 @njit(cache=True, nogil=True)
-def render_bins(prefix, values, valid, out_off, out_data, present):
-    """Keys prefix + log2 bin (write_bin) of float64 values; NaN is a missing cell.
+def render_bins(prefix, values, valid, out_off, out_data, present, logsq=False):
+    """Keys prefix + log2 bin (write_bin; write_logsq with logsq) of float64 values; NaN
+    is a missing cell.
 
     # Assumes: as render_ints, with values float64[n].
     Returns bytes used, or -(r + 1) when values[r] is infinite (the caller reports it).
@@ -1316,7 +1329,7 @@ def render_bins(prefix, values, valid, out_off, out_data, present):
             if np.isinf(x):
                 return -(r + 1)
             pos = _put_prefix(prefix, out_data, pos)
-            pos = write_bin(x, out_data, pos)
+            pos = write_logsq(x, out_data, pos) if logsq else write_bin(x, out_data, pos)
             present[r] = 1
         else:
             present[r] = 0

@@ -15,7 +15,8 @@ Two layouts:
       `column=value` with value 1 per non-empty cell;
     * float/decimal columns are numeric: by default one feature `column` with the cell's
       value (numeric_as="value"), or `column=<value as text>` (numeric_as="categorical"),
-      or `column=<log2 bin>` (numeric_as="bin");
+      or `column=<log2 bin>` (numeric_as="bin"), or `column=<x if x <= 2 else floor(ln(x)^2)>`
+      (numeric_as="logsq", the Criteo-Kaggle count buckets);
     * nulls, NaN, empty strings (and zeros of numeric values) are skipped;
     * `interactions` adds crosses of columns like VW's -q: `a=va^b=vb`.
   With `categorical`/`numeric` lists only the listed columns are features ("*" in a list
@@ -50,7 +51,7 @@ from .readers import Batch, InputStream, display_name
 
 BATCH_ROWS = 1 << 16
 NAME_MAP_ENTRIES = 1 << 20
-NUMERIC_AS = ("value", "categorical", "bin")
+NUMERIC_AS = ("value", "categorical", "bin", "logsq")
 FORMATS = ("parquet", "csv", "tsv", "libsvm")
 
 _EXT = {
@@ -222,19 +223,25 @@ def _rechunk(batches, n: int, skip: int = 0):
         yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
 
 
-def _parquet_batches(pf, columns, batch_rows: int, start_row: int):
+def _parquet_batches(pf, columns, batch_rows: int, start_row: int, shuffle_seed=None):
     """Record batches of the named columns from row start_row on, reading only the row
     groups from the one holding start_row, one row group at a time (pyarrow pre-buffers
-    every row group it is asked for: asking for all would hold the whole file)."""
+    every row group it is asked for: asking for all would hold the whole file).
+
+    shuffle_seed: read the row groups in the order of a permutation seeded by it (rows are
+    then counted, for start_row, in that order)."""
     md = pf.metadata
+    order = list(range(md.num_row_groups))
+    if shuffle_seed is not None:
+        order = [int(g) for g in np.random.default_rng(list(shuffle_seed)).permutation(md.num_row_groups)]
     first, before = 0, 0
-    while first < md.num_row_groups and before + md.row_group(first).num_rows <= start_row:
-        before += md.row_group(first).num_rows
+    while first < len(order) and before + md.row_group(order[first]).num_rows <= start_row:
+        before += md.row_group(order[first]).num_rows
         first += 1
 
     def groups():
         # read_row_group decodes a whole group at once: 4x faster than iter_batches here
-        for g in range(first, md.num_row_groups):
+        for g in order[first:]:
             yield from pf.read_row_group(g, columns=columns).to_batches(max_chunksize=batch_rows)
 
     return _rechunk(groups(), batch_rows, skip=start_row - before)
@@ -358,7 +365,7 @@ def _list_column(pa, arr, name, col, what, row0):
 def iter_parquet_sparse(path: str, *, label: str = "label", indices: str = "indices",
                         values: str | None = "values", weight: str | None = None,
                         id_column: str | None = None, batch_rows: int = BATCH_ROWS,
-                        start_batch: int = 0, start_row: int = 0):
+                        start_batch: int = 0, start_row: int = 0, shuffle_seed=None):
     """Yield Batches from a sparse Parquet file (module doc), batch_rows rows at a time.
 
     label: numeric column (positive iff > 0). indices: list<integer> of feature ids >= 0.
@@ -406,7 +413,7 @@ def iter_parquet_sparse(path: str, *, label: str = "label", indices: str = "indi
     progress = _parquet_progress(path, pf)
     row = start_row + start_batch * batch_rows
     with _arrow_errors(path):
-        for rb in _parquet_batches(pf, cols, batch_rows, row):
+        for rb in _parquet_batches(pf, cols, batch_rows, row, shuffle_seed):
             n = rb.num_rows
             labels = _numbers(pa, rb.column(label), path, label, "label", row)
             indptr, flat = _list_column(pa, rb.column(indices), path, indices, "indices", row)
@@ -757,7 +764,7 @@ def _make_plan(pa, name, schema, *, label, categorical, numeric, ignore, interac
             # a float column listed as categorical is still read as float64 from CSV, so
             # its text is rendered as for a Parquet float column ("0.50" -> "0.5")
             return _Col(c, "cat", _auto_numeric(pa, types[c]))
-        return _Col(c, {"value": "num", "categorical": "cat", "bin": "bin"}[numeric_as], True)
+        return _Col(c, {"value": "num", "categorical": "cat", "bin": "bin", "logsq": "logsq"}[numeric_as], True)
 
     chosen = set(listed) | set(auto) | (set(rest) if star_kind else set())
     singles = [kind_of(c) for c in names if c in chosen]
@@ -828,10 +835,10 @@ def _arena(pa, arr, col: _Col, name, row0) -> _Arena:
         data = np.empty(max(n * (len(prefix) + K.MAX_FLOAT_TEXT), 1), np.uint8)
         K.render_floats(prefix, x, valid, off, data, present)
         return _Arena(off, data, present, None)
-    if col.kind == "bin":
+    if col.kind in ("bin", "logsq"):
         prefix = np.frombuffer((col.name + "=").encode("utf-8"), np.uint8)
-        data = np.empty(max(n * (len(prefix) + K.MAX_INT_TEXT + 1), 1), np.uint8)
-        got = K.render_bins(prefix, x, valid, off, data, present)
+        data = np.empty(max(n * (len(prefix) + K.MAX_FLOAT_TEXT + 1), 1), np.uint8)
+        got = K.render_bins(prefix, x, valid, off, data, present, col.kind == "logsq")
         vals = None
     else:
         key = np.frombuffer(col.name.encode("utf-8"), np.uint8)
@@ -934,7 +941,8 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
                  numeric=None, ignore=(), interactions=(), numeric_as: str = "value",
                  header: bool = True, columns=None, bits: int = 24, batch_rows: int = BATCH_ROWS,
                  names: NameMap | None = None, weight: str | None = None,
-                 id_column: str | None = None, delimiter: str | None = None, start_row: int = 0):
+                 id_column: str | None = None, delimiter: str | None = None, start_row: int = 0,
+                 shuffle_seed=None):
     """Yield hashed Batches (ids < 2**bits) from a wide Parquet or CSV/TSV file (module doc).
 
     fmt: "parquet", "csv" or "tsv" (None: detect_format). label: the label column
@@ -947,7 +955,7 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
     (and replaces a header line). names: a NameMap to fill with slot -> `column=value`.
     weight / id_column: optional weight column (Batch.weights) and id column
     (Batch.ids_text, one str per row), never features. delimiter: overrides , or TAB. start_row: resume
-    (= a batch's end_offset).
+    (= a batch's end_offset). shuffle_seed: Parquet only, read the row groups in a seeded order.
     """
     pa = _pa()
     if numeric_as not in NUMERIC_AS:
@@ -970,7 +978,7 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
         progress = _parquet_progress(path, pf)
         row = start_row
         with _arrow_errors(name):
-            for rb in _parquet_batches(pf, plan.read, batch_rows, start_row):
+            for rb in _parquet_batches(pf, plan.read, batch_rows, start_row, shuffle_seed):
                 end = row + rb.num_rows
                 yield _wide_batch(pa, rb, plan, mask, names, name, row, progress(end), end)
                 row = end
