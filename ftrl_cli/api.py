@@ -208,7 +208,7 @@ def _in_main_thread():
 def train(inputs, model_dir, config: Config | None = None, *, config_file=None, overrides=None,
           external=None, resume: bool = False, force: bool = False,
           reporter: Reporter | None = None, batch_rows: int = BATCH_ROWS) -> dict:
-    """Train on libsvm inputs and write model_dir (config.json + checkpoints).
+    """Train on inputs (libsvm, Parquet, CSV/TSV) and write model_dir (config.json + checkpoints).
 
     resume: continue from model_dir's newest checkpoint: an unfinished run picks up at its
     recorded input position; a finished one trains further on `inputs`.
@@ -546,8 +546,9 @@ def _start_run(meta, input_ids, config):
 
 
 def _clear_model_dir(model_dir):
+    """--force: remove the files of the model in model_dir (and nothing else)."""
     for name in os.listdir(model_dir):
-        if name in (checkpoint.MANIFEST, checkpoint.CONFIG) or (
+        if name in (checkpoint.MANIFEST, checkpoint.CONFIG, checkpoint.BEST, NAMES) or (
                 name.startswith("ckpt-") and name.endswith(".npz")):
             os.unlink(os.path.join(model_dir, name))
 

@@ -158,3 +158,15 @@ def test_shuffled_row_groups_are_reproducible_and_resumable(tmp_path, monkeypatc
     monkeypatch.setattr(checkpoint, "save", real)
     api.train([str(pq)], tmp_path / "crash", resume=True)
     assert_same_state(tmp_path / "crash", tmp_path / "a")
+
+
+def test_force_replaces_every_file_of_the_old_model(tmp_path):
+    csv = CTR / "avazu_train_head1000.csv"
+    run("train", csv, "-m", tmp_path / "m", "-q", "--label", "click", "--ignore", "id")
+    assert (tmp_path / "m" / "names.tsv").exists()
+    (tmp_path / "m" / "notes.txt").write_text("mine")
+    run("train", SAMPLE_TRAIN, "-m", tmp_path / "m", "-q", "--force")
+    assert not (tmp_path / "m" / "names.tsv").exists()
+    assert (tmp_path / "m" / "notes.txt").read_text() == "mine"
+    names = [line.split("\t")[0] for line in run("export", "-m", tmp_path / "m").stdout.splitlines()]
+    assert all(n.isdigit() for n in names[:-1])
