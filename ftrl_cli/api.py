@@ -584,8 +584,9 @@ def iter_margins(model: Model, inputs, reporter: Reporter | None = None, with_id
 
 
 def _format_floats(x: np.ndarray) -> list:
-    """Shortest text that parses back to the same float (repr)."""
-    return list(map(repr, x.tolist()))
+    """17 significant digits: always parses back to the same float, and formats twice as
+    fast as repr()'s shortest form."""
+    return list(map("%.17g".__mod__, x.tolist()))
 
 
 def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: float = 0.5,

@@ -90,9 +90,19 @@ def test_predict_output_file_is_full_precision(tmp_path, sample_train, sample_te
     stdout = run("predict", "-m", tmp_path / "m", sample_test).stdout
     assert out.read_text() == stdout
     assert not list(tmp_path.glob(".p.txt*"))  # no temp file left behind
-    # repr round-trips: printing the parsed value again gives the same text
-    for line in stdout.splitlines()[:50]:
-        assert repr(float(line)) == line
+    # every printed probability parses back to exactly the float the model computed
+    from ftrl_cli import kernels as K
+    from ftrl_cli import load_model
+    from ftrl_cli.readers import iter_libsvm
+
+    model = load_model(tmp_path / "m")
+    exact = []
+    for b in iter_libsvm(sample_test):
+        m = model.margins(b.indptr, b.ids, b.values)
+        p = np.empty_like(m)
+        K.sigmoid_array(m, p)
+        exact.extend(p.tolist())
+    assert [float(line) for line in stdout.splitlines()] == exact
 
 
 def test_deterministic(tmp_path, sample_train, sample_test):
