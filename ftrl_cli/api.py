@@ -25,7 +25,7 @@ from .errors import ConfigError, DataError, Interrupted, ModelError
 from .external import from_keras, from_mxnet, from_novograd, read_json
 from .model import Model
 from .progress import Reporter
-from .readers import BATCH_ROWS, display_name, iter_libsvm, prefetch
+from .readers import BATCH_ROWS, display_name, iter_libsvm, open_data, prefetch
 
 # ---------------------------------------------------------------------------------------
 # configuration
@@ -77,19 +77,9 @@ def _check_inputs(inputs, passes):
 
 
 def _check_path(path):
-    if path == "-":
-        return
-    if os.path.isdir(path):
-        raise DataError(f"{path}: is a directory, not a data file")
-    if not os.path.exists(path):
-        raise DataError(f"{path}: no such file")
-    if not os.access(path, os.R_OK):
-        raise DataError(f"{path}: permission denied")
+    if path != "-":
+        open_data(path).close()
 
-
-# ---------------------------------------------------------------------------------------
-# input formats
-# ---------------------------------------------------------------------------------------
 
 def expand_inputs(inputs) -> list:
     """Paths as given; a pattern with * ? [ that is not itself a file expands (sorted)."""

@@ -78,6 +78,21 @@ def display_name(path: str) -> str:
     return "<stdin>" if path == "-" else path
 
 
+def open_data(path: str):
+    """open(path, "rb"), with a missing file, a directory or no permission reported as a
+    one-line DataError (the one place that words these messages)."""
+    try:
+        if os.path.isdir(path):
+            raise DataError(f"{path}: is a directory, not a data file")
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot open ({e.strerror or e})") from None
+
+
 class InputStream:
     """A binary stream over a path, decompressing by magic bytes. Use as a context manager."""
 
@@ -85,22 +100,17 @@ class InputStream:
         self.path = path
         self.name = display_name(path)
         self._raw = None
-        try:
-            if path == "-":
-                self._raw = sys.stdin.buffer
-                head = self._raw.peek(8)[:8] if hasattr(self._raw, "peek") else b""
-            else:
-                if os.path.isdir(path):
-                    raise DataError(f"{path}: is a directory, not a data file")
-                self._raw = open(path, "rb")
+        if path == "-":
+            self._raw = sys.stdin.buffer
+            head = self._raw.peek(8)[:8] if hasattr(self._raw, "peek") else b""
+        else:
+            self._raw = open_data(path)
+            try:
                 head = self._raw.read(8)
                 self._raw.seek(0)
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such file") from None
-        except PermissionError:
-            raise DataError(f"{path}: permission denied") from None
-        except OSError as e:
-            raise DataError(f"{path}: cannot open ({e.strerror or e})") from None
+            except OSError as e:
+                self._raw.close()
+                raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
         self.kind = "text"
         for magic, kind in _MAGIC:
             if head.startswith(magic):

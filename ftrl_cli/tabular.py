@@ -47,7 +47,7 @@ import numpy as np
 from . import kernels as K
 from .atomic import atomic_writer
 from .errors import ConfigError, DataError
-from .readers import Batch, InputStream, display_name
+from .readers import Batch, InputStream, display_name, open_data
 
 BATCH_ROWS = 1 << 16
 NAME_MAP_ENTRIES = 1 << 20
@@ -79,15 +79,8 @@ def detect_format(path: str) -> str:
     """
     if path == "-":
         return "libsvm"
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not a data file") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot open ({e.strerror or e})") from None
+    with open_data(path) as f:
+        head = f.read(4)
     if head == b"PAR1":
         return "parquet"
     name = os.path.basename(path).lower()
