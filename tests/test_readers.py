@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_svmlight_file
 
+from ftrl_cli import kernels as K
 from ftrl_cli import readers
 from ftrl_cli.errors import DataError
 from ftrl_cli.readers import iter_libsvm
@@ -809,10 +810,21 @@ HARD_NUMBERS = [
 
 
 def check_numbers(tmp_path, tokens):
-    """Each token as a label and as a value; compared with float(token) (inf must be rejected)."""
+    """Each token as a label and as a value; compared with float(token) (inf must be rejected).
+    Read twice: through a 50-byte buffer (the general number code: the fast path needs
+    FAST_TAIL bytes of buffer after a token) and through the default buffer (fast path)."""
     finite = [t for t in tokens if np.isfinite(float(t))]
     data = "".join(f"{t} 5:{t} 3:1\n" for t in finite).encode()
-    p = read_all(write(tmp_path, data, "numbers.svm"), batch_rows=17, chunk_bytes=50)
+    path = write(tmp_path, data, "numbers.svm")
+    for chunk in (50, readers.CHUNK_BYTES):
+        check_parsed_numbers(read_all(path, batch_rows=17, chunk_bytes=chunk), finite)
+    for t in tokens:
+        if not np.isfinite(float(t)):
+            path = write(tmp_path, f"1 1:1\n1 5:{t}\n".encode(), "inf.svm")
+            assert read_error(path).startswith(f"{path}:2:5: ")
+
+
+def check_parsed_numbers(p, finite):
     assert p.rows == len(finite)
     for r, t in enumerate(finite):
         want = float(t)
@@ -822,10 +834,6 @@ def check_numbers(tmp_path, tokens):
             assert row == {3: 1.0}, t
         else:
             assert row == {3: 1.0, 5: want}, (t, row.get(5), want)
-    for t in tokens:
-        if not np.isfinite(float(t)):
-            path = write(tmp_path, f"1 1:1\n1 5:{t}\n".encode(), "inf.svm")
-            assert read_error(path).startswith(f"{path}:2:5: ")
 
 
 def test_hard_numbers(tmp_path):
@@ -860,6 +868,44 @@ def test_random_decimal_strings_parse_like_python_float(tmp_path, tokens):
        fmt=st.sampled_from(["{!r}", "{:.17g}", "{:.17e}", "{:.25f}", "{:.3e}", "{:.16g}"]))
 def test_formatted_doubles_parse_like_python_float(tmp_path, xs, fmt):
     check_numbers(tmp_path, [fmt.format(x) for x in xs])
+
+
+# The parser's fast path (kernels._digits8, eight bytes at a time) takes ids of up to 8
+# digits and values of up to 15 digits; these sit on and around its limits.
+FAST_PATH_TOKENS = [
+    "1", "7", "-1", "-0", "0", "10", "99999999", "12345678", "123456789", "1234567890",
+    "0.5", "-0.5", "1.", "-1.", "0.0", "0.137795", "0.00816811", "12345678.1234567",
+    "1234567.12345678", "123456789012345", "1234567890123456", "9007199254740993",
+    "0.123456789012345", "0.1234567890123456", "1.23456789", "12345678.9", "00000001",
+    "0000000012", "3.14159265358979", "1e5", "1.5e-3", "+1", ".5", "5.", "-12345678.5",
+    "92050347.66496171",  # 16 digits: mantissa > 2**53, so dividing it would round twice
+]
+
+
+def test_fast_path_numbers_and_ids(tmp_path):
+    check_numbers(tmp_path, FAST_PATH_TOKENS)
+    ids = [0, 1, 9, 10, 1234567, 9999999, 10000000, 12345678, 99999999, 100000000, 123456789,
+           16777215, 16777216, 10 ** 15, 2 ** 62 - 2]
+    data = "".join(f"1 {i}:2.5 {i + 1}:-3\n" for i in ids).encode()
+    p = read_all(write(tmp_path, data), chunk_bytes=readers.CHUNK_BYTES)
+    assert p.ids.tolist() == [x for i in ids for x in (i, i + 1)]
+    assert p.values.tolist() == [2.5, -3.0] * len(ids)
+
+
+@pytest.mark.parametrize("tail", [b"", b"\n", b" ", b"#c"])
+def test_fast_path_never_reads_a_token_past_end(tail):
+    """Bytes after `end` (a read buffer holds stale data there) must not join the last
+    token, whatever they are: digits, ':', '.', or a whole token."""
+    text = b"1 12:3 45:0.25 7:1" + tail
+    for stale in (b"99999999:1.5 ", b":", b".5", b"0123456789" * 4, b" 8:8", b"\x00" * 40):
+        buf = np.frombuffer(text + stale + b"\n" * 64, np.uint8).copy()
+        out = [np.empty(4), np.zeros(5, np.int64), np.empty(16, np.int64), np.empty(16)]
+        slow, weights = np.empty((8, 3), np.int64), np.empty(4)
+        labels, indptr, ids, values = out
+        r = K.parse_libsvm(buf, 0, len(text), labels, indptr, ids, values, slow, 4, weights)
+        pos, rows, nnz, err = r[0], r[1], r[2], r[7]
+        assert (err, rows, pos) == (0, 1, len(text)), (stale, r)
+        assert ids[:nnz].tolist() == [12, 45, 7] and values[:nnz].tolist() == [3.0, 0.25, 1.0], stale
 
 
 NOJIT_SCRIPT = """
