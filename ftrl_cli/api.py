@@ -27,6 +27,12 @@ from .model import Model
 from .progress import Reporter
 from .readers import BATCH_ROWS, display_name, iter_libsvm, open_data, prefetch
 
+
+def start_numba_for_cli() -> None:
+    """Faster start for the command line (see kernels.start_without_scipy)."""
+    K.start_without_scipy()
+
+
 # ---------------------------------------------------------------------------------------
 # configuration
 # ---------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ def _api():
     """The library, imported when a command runs (keeps `ftrl --help` fast)."""
     from . import api
 
+    api.start_numba_for_cli()
     return api
 
 

@@ -12,11 +12,36 @@ cache line serves both (twice as fast as separate arrays once D outgrows the cac
 """
 
 import math
+import sys
 
 import numpy as np
 from numba import config as _numba_config
 from numba import njit, types
 from numba.extending import intrinsic
+
+# --------------------------------------------------------------------------------------
+# Start-up
+# --------------------------------------------------------------------------------------
+
+def start_without_scipy() -> None:
+    """Load Numba's CPU target now, without letting it import scipy.linalg.
+
+    Numba's first compile or cache load imports scipy.linalg (about 0.2 s, a quarter of a
+    small run) only to learn whether np.dot may call BLAS. No kernel here does. The answer
+    is kept for the whole process, so only the command line calls this, never the
+    library: a Python program may want Numba's linear algebra.
+    """
+    if _numba_config.DISABLE_JIT or "numba.np.arraymath" in sys.modules:
+        return  # nothing to load, or already loaded
+    blocked = [m for m in ("scipy", "scipy.linalg") if m not in sys.modules]
+    for m in blocked:
+        sys.modules[m] = None  # `import` raises ImportError
+    try:
+        last_newline(np.zeros(1, np.uint8), 0, 1)
+    finally:
+        for m in blocked:
+            del sys.modules[m]
+
 
 # --------------------------------------------------------------------------------------
 # libsvm parsing

@@ -491,3 +491,26 @@ def test_logloss_sum(fn):
         # ~1e-16 |m|, for a confident right answer, rounds to 0)
         assert one == pytest.approx(want, rel=1e-14, abs=2.3e-16 * abs(a))
         assert math.isfinite(one) and one >= 0
+
+
+START_SCRIPT = """
+import sys
+import numpy as np
+from ftrl_cli import kernels as K
+K.start_without_scipy()
+assert "numba.np.arraymath" in sys.modules, "Numba's target was not loaded"
+assert "scipy.linalg" not in sys.modules, "scipy.linalg was imported"
+assert all(sys.modules.get(m, 1) is not None for m in ("scipy", "scipy.linalg")), "left blocked"
+import scipy.linalg  # still importable afterwards
+print(K.last_newline(np.frombuffer(b"a\\nb\\n", np.uint8), 0, 4))
+"""
+
+
+def test_start_without_scipy_loads_numba_but_not_scipy():
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+    r = subprocess.run([sys.executable, "-c", START_SCRIPT], capture_output=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()[-800:]
+    assert r.stdout.decode().strip() == "3"
