@@ -579,10 +579,23 @@ def iter_margins(model: Model, inputs, reporter: Reporter | None = None, with_id
         reporter.end_input()
 
 
-def _format_floats(x: np.ndarray) -> list:
-    """17 significant digits: always parses back to the same float, and formats twice as
-    fast as repr()'s shortest form."""
-    return list(map("%.17g".__mod__, x.tolist()))
+def format_floats(x: np.ndarray) -> bytes:
+    """b"".join(b"%.17g\n" % v for v in x), formatted in Numba: 17 significant digits
+    always parse back to the same float. The rare values the kernel leaves out (below
+    ~1e-41 or above 2**64 in magnitude) are formatted here, by Python."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    buf = np.empty(K.BYTES_PER_VALUE * len(x), np.uint8)
+    skip_idx = np.empty(len(x), np.int64)
+    skip_pos = np.empty(len(x), np.int64)
+    nbytes, nskip = K.format_g17(x, buf, skip_idx, skip_pos)
+    if nskip == 0:
+        return buf[:nbytes].tobytes()
+    parts, prev = [], 0
+    for i, pos in zip(skip_idx[:nskip].tolist(), skip_pos[:nskip].tolist()):
+        parts += [buf[prev:pos].tobytes(), b"%.17g" % x[i]]
+        prev = pos
+    parts.append(buf[prev:nbytes].tobytes())
+    return b"".join(parts)
 
 
 def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: float = 0.5,
@@ -605,20 +618,23 @@ def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: fl
             if not len(m):
                 continue
             if output == "margin":
-                cols = [_format_floats(m)]
+                text = format_floats(m)
             else:
                 p = np.empty_like(m)
                 K.sigmoid_array(m, p)
-                cols = [_format_floats(p)] if output == "proba" else [
-                    ["1" if v else "0" for v in (p >= threshold).tolist()]]
+                text = format_floats(p) if output == "proba" else (
+                    "\n".join(["1" if v else "0" for v in (p >= threshold).tolist()]) + "\n").encode()
+            count += len(m)
+            if not with_label and not with_id:
+                out.write(text)
+                continue
+            cols = [text.decode().split("\n")[:-1]]
             if with_label:
                 cols.insert(0, [f"{v:g}" for v in b.labels.tolist()])
             if with_id:
                 ids = b.ids_text or [""] * len(m)
                 cols.insert(0, [str(t).replace("\t", " ") for t in ids])
-            lines = cols[0] if len(cols) == 1 else ["\t".join(r) for r in zip(*cols)]
-            out.write(("\n".join(lines) + "\n").encode())
-            count += len(m)
+            out.write(("\n".join(["\t".join(r) for r in zip(*cols)]) + "\n").encode())
     finally:
         if reporter:
             reporter.close()
