@@ -767,10 +767,11 @@ def output_stream(path):
 
 
 def convert(inputs, out_path, config: Config | None = None, *, overrides=None,
-            reporter: Reporter | None = None) -> dict:
+            compression: str = "lz4", reporter: Reporter | None = None) -> dict:
     """Write libsvm or CSV/TSV/Parquet inputs as one sparse Parquet file (label, indices,
     values[, weight]): the parsed-data cache. Training from it gives the same model, bit
-    for bit, as training from the inputs (with the same column and hashing settings)."""
+    for bit, as training from the inputs (with the same column and hashing settings).
+    compression: lz4 (the default: decodes ~1.6x faster than zstd), zstd, snappy or none."""
     from .tabular import convert_to_parquet
 
     config = config or Config().replace(**{k: v for k, v in (overrides or {}).items() if v is not None})
@@ -788,6 +789,7 @@ def convert(inputs, out_path, config: Config | None = None, *, overrides=None,
             reporter.end_input()
 
     try:
-        return convert_to_parquet(batches(), os.fspath(out_path), weights=has_weights)
+        return convert_to_parquet(batches(), os.fspath(out_path), weights=has_weights,
+                                  compression=compression)
     finally:
         reporter.close()

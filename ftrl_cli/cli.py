@@ -468,9 +468,11 @@ def _history_points(r):
 @click.argument("output", metavar="OUT.parquet")
 @input_options
 @click.option("--bits", type=int, default=None, help="Wide tables: hash into 2**bits ids.  [default: 24]")
+@click.option("--compression", type=click.Choice(["lz4", "zstd", "snappy", "none"]), default="lz4",
+              show_default=True, help="Parquet codec: lz4 reads fastest, zstd makes the smallest file.")
 @quiet_option
 @handle_errors
-def convert(inputs, output, bits, quiet, **settings):
+def convert(inputs, output, bits, compression, quiet, **settings):
     """Write DATA (libsvm, CSV/TSV or Parquet) as one sparse Parquet file: a parsed-data
     cache. Training from it gives the same model as training from DATA.
 
@@ -484,7 +486,8 @@ def convert(inputs, output, bits, quiet, **settings):
     settings = {k: v for k, v in settings.items() if v is not None}
     if bits is not None:
         settings["bits"] = bits
-    r = _api().convert(inputs, output, Config().replace(**settings), reporter=make_reporter(quiet, log=False))
+    r = _api().convert(inputs, output, Config().replace(**settings), compression=compression,
+                       reporter=make_reporter(quiet, log=False))
     if not quiet:
         click.echo(f"wrote {r['rows']:,} rows, {r['nnz']:,} features in {r['row_groups']} row group(s) "
                    f"to {output}", err=True)

@@ -1644,6 +1644,30 @@ def assemble_csr(tok_ids, tok_vals, indptr, ids, values):
 
 
 @njit(cache=True, nogil=True)
+def expand_values(indptr, vptr, valid, vflat, out):
+    """out = the values of every row: vflat[vptr[r]:vptr[r+1]] where valid[r], else ones
+    (a null row of the sparse Parquet values column means all of that row's values are 1).
+
+    # Assumes: indptr, vptr int64[n + 1] within len(out) and len(vflat); valid uint8[n].
+    Returns the first row whose value count differs from its id count (nothing written
+    from there on), or -1.
+    """
+    for r in range(len(indptr) - 1):
+        a = indptr[r]
+        b = indptr[r + 1]
+        if valid[r]:
+            va = vptr[r]
+            if vptr[r + 1] - va != b - a:
+                return r
+            for k in range(b - a):
+                out[a + k] = vflat[va + k]
+        else:
+            for k in range(a, b):
+                out[k] = 1.0
+    return -1
+
+
+@njit(cache=True, nogil=True)
 def check_sparse(indptr, ids, values):
     """Validate CSR rows from a sparse Parquet file.
 

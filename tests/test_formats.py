@@ -33,6 +33,21 @@ def test_converted_parquet_trains_the_same_model(tmp_path):
     assert a == b
 
 
+@pytest.mark.parametrize("codec", ["lz4", "zstd", "snappy", "none"])
+def test_convert_compression_codecs(tmp_path, codec):
+    import pyarrow.parquet as papq
+
+    pq = tmp_path / "train.parquet"
+    args = [] if codec == "lz4" else ["--compression", codec]  # lz4 is the default
+    assert run("convert", SAMPLE_TRAIN, pq, *args).exit_code == 0
+    md = papq.ParquetFile(pq).metadata
+    want = {"lz4": "LZ4", "zstd": "ZSTD", "snappy": "SNAPPY", "none": "UNCOMPRESSED"}[codec]
+    assert {md.row_group(0).column(i).compression for i in range(md.num_columns)} == {want}
+    for src, d in ((SAMPLE_TRAIN, "svm"), (pq, "pq")):
+        assert run("train", src, "-m", tmp_path / d, "-q").exit_code == 0
+    assert_same_state(tmp_path / "svm", tmp_path / "pq")
+
+
 def test_converted_minibatch_resume_also_identical(tmp_path):
     pq = tmp_path / "train.parquet"
     run("convert", SAMPLE_TRAIN, pq)

@@ -361,6 +361,39 @@ def test_sparse_parquet_from_libsvm_gives_the_same_batches(tmp_path, source):
         assert [b["end_offset"] for b in par][:3] == [700, 1400, 2100]
 
 
+def test_convert_writes_one_hot_rows_as_null_values(tmp_path):
+    """Rows whose values are all 1 get a null values list (read back as ones); others
+    keep their values. Agaricus is one-hot: its whole values column is null."""
+    src = tmp_path / "s.svm"
+    src.write_text(SYNTH_LIBSVM)
+    for path, all_null in ((AGARICUS, True), (src, False)):
+        out = tmp_path / "o.parquet"
+        T.convert_to_parquet(iter_libsvm(str(path)), str(out))
+        null = pq.read_table(out).column("values").is_null().to_pylist()
+        if all_null:
+            assert all(null) and len(null) == 6513
+        else:
+            assert 0 < sum(null) < len(null)
+        ones = [all(v == 1.0 for v in row) for row in
+                collect_rows(T.iter_parquet_sparse(str(out)))]
+        assert null == ones
+
+
+def collect_rows(batches):
+    rows = []
+    for b in batches:
+        rows += [b.values[b.indptr[r]:b.indptr[r + 1]].tolist() for r in range(b.rows)]
+    return rows
+
+
+def test_sparse_parquet_null_values_row_is_all_ones(tmp_path):
+    p = sparse_file(tmp_path, values=pa.array([None, [3.0]], pa.list_(pa.float64())))
+    b = collect(T.iter_parquet_sparse(p))[0]
+    assert b["ids"].tolist() == [1, 2, 3] and b["values"].tolist() == [1.0, 1.0, 3.0]
+    p = sparse_file(tmp_path, values=pa.array([None, None], pa.list_(pa.float64())))
+    assert collect(T.iter_parquet_sparse(p))[0]["values"].tolist() == [1.0, 1.0, 1.0]
+
+
 def test_sparse_parquet_weights_and_ids(tmp_path):
     from ftrl_cli.readers import Batch
 
@@ -431,6 +464,8 @@ def sparse_file(tmp_path, **cols):
     (dict(indices=pa.array([[1, None], [3]], pa.list_(pa.int64()))), {}, ["row 1", "column 'indices'", "null"]),
     (dict(values=pa.array([[1.0, 2.0], [np.nan]])), {}, ["row 2", "column 'values'", "finite"]),
     (dict(values=pa.array([[1.0], [3.0]])), {}, ["row 1", "column 'values'", "1 values for 2 indices"]),
+    (dict(values=pa.array([None, [3.0, 4.0]], pa.list_(pa.float64()))), {},
+     ["row 2", "column 'values'", "2 values for 1 indices"]),
     (dict(w=pa.array([1.0, -1.0])), dict(weight="w"), ["row 2", "column 'w'", ">= 0"]),
 ])
 def test_sparse_errors(tmp_path, cols, kw, words):
