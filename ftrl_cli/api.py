@@ -265,9 +265,9 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
         """One validation: record it, keep the best model, count towards early stopping."""
         if config.validation:
             ms, ys = [], []
-            w, bw = model.weights(), model.bias_weight()
+            bw = model.bias_weight()
             for vb in open_batches(config.validation, config):
-                ms.append(model.margins(vb.indptr, vb.ids, vb.values, w, bw))
+                ms.append(model.margins(vb.indptr, vb.ids, vb.values, bw))
                 ys.append((vb.labels > 0).astype(np.float64))
             m_all, y_all = np.concatenate(ms), np.concatenate(ys)
         elif holdout is not None:
@@ -567,13 +567,11 @@ def iter_margins(model: Model, inputs, reporter: Reporter | None = None, with_id
     """Yield (path, margins, batch) per batch, in input order, reading every input as the
     model's config says (format, columns, hashing)."""
     reporter = reporter or Reporter()
-    w = model.weights()
     bias_w = model.bias_weight()
-    model.st = None  # scoring needs only w: free the optimizer state (peak memory)
     for path in inputs:
         reporter.start(display_name(path), _input_ids([path])[0]["size"])
         for b in open_batches(path, model.config, with_ids=with_ids):
-            m = model.margins(b.indptr, b.ids, b.values, w, bias_w)
+            m = model.margins(b.indptr, b.ids, b.values, bias_w)
             reporter.advance(b.raw_bytes, b.rows, 0.0)
             yield path, m, b
         reporter.end_input()

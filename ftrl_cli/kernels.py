@@ -751,26 +751,34 @@ def weights_from_state(zn, alpha, beta, l1, l2, p, out):
         out[i] = _weight(np.float64(zn[i, 0]), np.float64(zn[i, 1]), alpha, beta, l1, l2, p)
 
 
-@njit(cache=True, nogil=True)
-def margins_csr(indptr, ids, values, w, cap, bias_w, out):
-    """out[r] = x_r . w + bias_w.
+@njit(cache=True, nogil=True, error_model="numpy")  # IEEE division: see _weight_root
+def margins_state(indptr, ids, values, st, cap, online, alpha, beta, l1, l2, p, bias_w, out):
+    """out[r] = x_r . w + bias_w, w read from the optimizer state: computed from (z, n) for
+    online FTRL (the same arithmetic as weights_from_state), column COL_W otherwise. Scoring
+    needs no float64 copy of the whole table: for a big table, computing the touched
+    weights costs less than writing every one (and saves the copy's memory).
 
-    # Assumes: w has len <= cap and cap is a power of two. Slots beyond len(w) were never
-    #          trained and weigh 0 (checked here: predict data may hold unseen ids).
+    # Assumes: st has shape (D, K), D <= cap, cap a power of two; slots beyond D were
+    #          never trained and weigh 0 (checked here: predict data may hold unseen ids).
     """
-    D = len(w)
+    D = st.shape[0]
     nrows = len(indptr) - 1
     for r in range(nrows):
         if r + 1 < nrows:
             for k in range(indptr[r + 1], indptr[r + 2]):
                 s = _slot(ids[k], cap)
                 if s < D:
-                    prefetch_row(w, s)
+                    prefetch_row(st, s)
         m = bias_w
         for k in range(indptr[r], indptr[r + 1]):
             s = _slot(ids[k], cap)
             if s < D:
-                m += w[s] * values[k]
+                if online:
+                    z = np.float64(st[s, 0])
+                    w = _weight_root(z, _root(np.float64(st[s, 1]), p), alpha, beta, l1, l2)
+                else:
+                    w = np.float64(st[s, COL_W])
+                m += w * values[k]
         out[r] = m
 
 

@@ -198,12 +198,14 @@ class Model:
                              c.resolved_bias_l1, c.resolved_bias_l2, c.p, w)
         return float(w[0])
 
-    def margins(self, indptr, ids, values, w=None, bias_w=None) -> np.ndarray:
-        """x.w + bias for each row. Pass w/bias_w (from weights()) to score many batches."""
-        w = self.weights() if w is None else w
+    def margins(self, indptr, ids, values, bias_w=None) -> np.ndarray:
+        """x.w + bias for each row, w read from the state (no copy of the table). Pass
+        bias_w (from bias_weight()) when scoring many batches."""
+        c = self.config
         bias_w = self.bias_weight() if bias_w is None else bias_w
         out = np.empty(len(indptr) - 1, np.float64)
-        K.margins_csr(indptr, ids, values, w, self.cap, bias_w, out)
+        K.margins_state(indptr, ids, values, self.st, self.cap, c.online, c.alpha, c.beta,
+                        c.l1, c.l2, c.p, bias_w, out)
         return out
 
     # ---- inspection -------------------------------------------------------------------

@@ -426,11 +426,20 @@ def test_weights_from_state(fn, dtype):
 
 
 @pytest.mark.parametrize("fn", ["jit", "py_func"])
-def test_margins_csr(fn):
-    kernel = K.margins_csr if fn == "jit" else py_func(K.margins_csr)
+@pytest.mark.parametrize("online", [True, False])
+def test_margins_state(fn, online):
+    """Margins straight from the state: w from (z, n) for online FTRL, the stored column
+    COL_W for mini-batch models; ids past the allocated table weigh 0."""
+    kernel = K.margins_state if fn == "jit" else py_func(K.margins_state)
     rng = random.Random(4)
     cap, D = 256, 100  # a table allocated below its capacity
-    w = [rng.gauss(0, 1) for _ in range(D)]
+    alpha, beta, l1, l2, p = 0.2, 0.5, 0.1, 0.3, 0.5
+    st = np.array([[rng.gauss(0, 1), rng.expovariate(0.5), rng.gauss(0, 1)] for _ in range(D)])
+    if online:
+        st = np.ascontiguousarray(st[:, :2])
+        w = [weight(z, n, alpha, beta, l1, l2, p) for z, n in st.tolist()]
+    else:
+        w = st[:, K.COL_W].tolist()
     rows = []
     for _ in range(150):
         ids = rng.sample(range(cap), rng.randint(0, 8)) + [rng.randrange(cap, 1 << 50)
@@ -439,7 +448,7 @@ def test_margins_csr(fn):
     indptr, ids, values = to_csr(rows)
     for bias_w in (0.0, -0.75):
         out = np.empty(len(rows))
-        kernel(indptr, ids, values, np.array(w), cap, bias_w, out)
+        kernel(indptr, ids, values, st, cap, online, alpha, beta, l1, l2, p, bias_w, out)
         want = []
         for x in rows:
             m = bias_w
@@ -449,6 +458,16 @@ def test_margins_csr(fn):
                     m += w[s] * v
             want.append(m)
         assert_close("margins", out, want, 1e-13, 1e-13)
+    if online:  # the same bits as weights_from_state's w
+        wk = np.empty(D)
+        K.weights_from_state(st, alpha, beta, l1, l2, p, wk)
+        for r in range(len(rows)):
+            m = bias_w  # (the loop above ended with bias_w = -0.75)
+            for k in range(indptr[r], indptr[r + 1]):
+                s = py_slot(int(ids[k]), cap)
+                if s < D:
+                    m += wk[s] * values[k]
+            assert out[r] == m
 
 
 EXTREME = [-1000.0, -745.2, -709.0, -50.0, -37.0, -1.0, -1e-300, -0.0, 0.0, 1e-300, 1e-17, 0.5,
