@@ -13,9 +13,13 @@ What it does
        a9a   the real a9a file (../shared/data/a9a/a9a) repeated N times (skipped when absent);
        ctr-head  the first tenth of ctr (for the RSS flatness check).
      Each file is converted once to VW text (`<-1|1> |f id:v ...`) and, for ctr, to a .npy id
-     matrix for datatable; VW's binary cache is built once per file (-b 24).  None of this is
+     matrix for datatable; VW's binary cache is built once per file (-b 24), and ftrl's sparse
+     Parquet cache once per file (`ftrl convert DATA.svm DATA.parquet -q`, under
+     CACHE/data/parquet/, rebuilt when the .svm's size or mtime changes).  None of this is
      timed.
-  2. Runs every timed command >= --repeat times, in interleaved rounds (round 1 runs every
+  2. Runs every timed command (ftrl train from text and from the Parquet cache, mini-batch
+     `--batch-size 256` trains, lazy and dense, vw from text and from its cache, datatable,
+     predict) >= --repeat times, in interleaved rounds (round 1 runs every
      tool once, then round 2, ...), so slow drifts of this noisy machine hit every tool alike.
      Wall time is measured by this process around the child; peak RSS and CPU time come from
      GNU time (%M %U %S) wrapped around the child.  Reported: the median.
@@ -54,6 +58,12 @@ GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
 FTRL_ARGS = dict(alpha=0.1, beta=1.0, l1=1.0, l2=1.0)
 TARGET_SPEEDUP = 3.0
+PARQUET_VS_VW_TEXT = 5.0   # ftrl train from its sparse Parquet cache vs vw --ftrl from text
+PARQUET_VS_VW_CACHE = 2.0  # ... vs vw --ftrl from its binary cache
+BATCH_SIZE = 256           # the mini-batch rows (Keras-style FTRL, one step per 256 rows)
+# --update dense touches every slot of the table once per step: skip it where
+# steps * slots would be far beyond the budget (ctr: 7,813 steps x 2^24 slots = 1.3e11)
+DENSE_MAX_SLOT_UPDATES = 2e9
 RSS_HEADROOM_MB = 150.0
 HELP_TARGET_S = 0.5
 
@@ -311,7 +321,41 @@ def build_vw_cache(vw, ds, bits, wd):
     return cache, info
 
 
-def run_dataset(ds, env, a, wd, with_vw=True, with_dt=True, with_predict=True):
+def build_parquet(ftrl, ds, py):
+    """ftrl's sparse Parquet cache of this file (CACHE/data/parquet/<name>.parquet, default codec);
+    not timed.  Keyed by the .svm's size and mtime (a sidecar .json), like the VW cache."""
+    svm = Path(ds["svm"])
+    pq = svm.parent / "parquet" / (svm.stem + ".parquet")
+    info_path = Path(str(pq) + ".json")
+    st = svm.stat()
+    sig = [st.st_size, st.st_mtime_ns]
+    if pq.exists() and info_path.exists():
+        info = json.loads(info_path.read_text())
+        if info.get("svm_sig") == sig:
+            return str(pq), info
+    log(f"converting {svm.name} to sparse Parquet (not timed) ...")
+    pq.parent.mkdir(parents=True, exist_ok=True)
+    if pq.exists():
+        os.unlink(pq)
+    r = measure([ftrl, "convert", svm, pq, "-q"])
+    if r["rc"] != 0:
+        raise RuntimeError(f"ftrl convert failed: {r['stderr'][-800:]}")
+    info = {"build_wall_s": r["wall_s"], "svm_sig": sig, "bytes": pq.stat().st_size}
+    r = measure([py, "-c", "import sys, pyarrow.parquet as q; m = q.ParquetFile(sys.argv[1]).metadata; "
+                 "print(m.num_row_groups, m.row_group(0).column(0).compression if m.num_row_groups else '-')", pq])
+    if r["rc"] == 0 and len(r["stdout"].split()) == 2:
+        info["row_groups"], info["codec"] = int(r["stdout"].split()[0]), r["stdout"].split()[1]
+    info_path.write_text(json.dumps(info))
+    return str(pq), info
+
+
+def dense_work(ds, bits):
+    """Slot updates of `--update dense` (every slot of the table, once per step of BATCH_SIZE rows)."""
+    _, slots = state_mb(ds["max_id"], bits, 4)
+    return -(-ds["rows"] // BATCH_SIZE) * slots
+
+
+def run_dataset(ds, env, a, wd, with_vw=True, with_dt=True, with_predict=True, with_extra=True):
     """The timed comparison on one dataset; returns {job: {...}}."""
     ftrl, vw, peers_py = env["ftrl"], env["vw"], env["peers_python"]
     bits = a.bits
@@ -332,6 +376,26 @@ def run_dataset(ds, env, a, wd, with_vw=True, with_dt=True, with_predict=True):
             cmd=ftrl_train_cmd(ftrl, ds["svm"], wd / "ftrl32-ob1", "float32", bits),
             env={"OPENBLAS_NUM_THREADS": "1"}, group="train", input_bytes=ds["bytes"], tool="ftrl")
     notes = {}
+    if with_extra:
+        pq, info = build_parquet(ftrl, ds, env["python"])
+        notes["parquet"] = dict(info, path=pq)
+        jobs["ftrl train f32 (sparse Parquet)"] = dict(
+            cmd=ftrl_train_cmd(ftrl, pq, wd / "ftrl32-pq", "float32", bits), group="train",
+            input_bytes=info["bytes"], tool="ftrl", parquet=True)
+        jobs[f"ftrl train f32 --batch-size {BATCH_SIZE} (lazy)"] = dict(
+            cmd=ftrl_train_cmd(ftrl, ds["svm"], wd / "ftrl32-mb", "float32", bits) + ["--batch-size", BATCH_SIZE],
+            group="train", input_bytes=ds["bytes"], tool="ftrl", minibatch=True)
+        work = dense_work(ds, bits)
+        if work <= DENSE_MAX_SLOT_UPDATES:
+            jobs[f"ftrl train f32 --batch-size {BATCH_SIZE} --update dense"] = dict(
+                cmd=ftrl_train_cmd(ftrl, ds["svm"], wd / "ftrl32-mbd", "float32", bits)
+                + ["--batch-size", BATCH_SIZE, "--update", "dense"],
+                group="train", input_bytes=ds["bytes"], tool="ftrl", minibatch=True)
+        else:
+            _, slots = state_mb(ds["max_id"], bits, 4)
+            notes["dense"] = (f"--update dense skipped: {-(-ds['rows'] // BATCH_SIZE):,} steps x 2^{slots.bit_length() - 1} "
+                              f"slots = {work:.1e} slot updates (> {DENSE_MAX_SLOT_UPDATES:.0e}; ~{work / 1e8 / 60:.0f} min "
+                              "at ~1e8 slot updates/s)")
     if with_vw and vw:
         cache, info = build_vw_cache(vw, ds, bits, wd)
         notes["vw_cache"] = dict(info, path=cache, bytes=os.path.getsize(cache))
@@ -360,7 +424,7 @@ def run_dataset(ds, env, a, wd, with_vw=True, with_dt=True, with_predict=True):
                                              "--link", "logistic", "--quiet"],
                                         group="predict", input_bytes=ds["vw_bytes"], tool="vw")
     # page cache warm-up (untimed)
-    for f in (ds["svm"], ds["vw"]):
+    for f in (ds["svm"], ds["vw"]) + ((notes["parquet"]["path"],) if "parquet" in notes else ()):
         subprocess.run(["cat", f], stdout=subprocess.DEVNULL)
     results = {k: dict(v, runs=[]) for k, v in jobs.items()}
     for rnd in range(a.repeat):
@@ -379,6 +443,9 @@ def run_dataset(ds, env, a, wd, with_vw=True, with_dt=True, with_predict=True):
         rec = {"cmd": envp + " ".join(map(str, j["cmd"])) + (f" > {j['stdout']}" if j.get("stdout") else ""),
                "group": j["group"], "tool": j["tool"], "input_bytes": j["input_bytes"],
                "n_ok": len(ok), "n": len(j["runs"])}
+        for k in ("parquet", "minibatch"):
+            if j.get(k):
+                rec[k] = True
         if not ok:
             rec["error"] = j["runs"][-1]["stderr"][-800:]
             out[name] = rec
@@ -675,15 +742,17 @@ def render(R):
         L.append(f"### {d['name']}: {f(d['rows'])} rows, {d['nnz'] / 1e6:.1f} M features, "
                  f"{d['bytes'] / 1e6:.0f} MB libsvm")
         L.append("")
-        L.append("| command | median wall s | runs (s) | M feat/s | input MB/s | peak RSS MB | CPU s "
-                 "| ftrl f32 speed-up | ftrl f64 speed-up |")
-        L.append("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+        L.append("| command | median wall s | runs (s) | M feat/s | in-loop M feat/s | input MB/s | peak RSS MB "
+                 "| CPU s | ftrl f32 speed-up | ftrl f64 speed-up | vw text / this | vw cache / this |")
+        L.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         t32 = J.get("ftrl train f32", {}).get("wall_s")
         t64 = J.get("ftrl train f64", {}).get("wall_s")
         tp = J.get("ftrl predict (f32 model)", {}).get("wall_s")
+        vw_t = J.get("vw --ftrl (text)", {}).get("wall_s")
+        vw_c = J.get("vw --ftrl (cache)", {}).get("wall_s")
         for name, j in J.items():
             if "error" in j:
-                L.append(f"| {name} | FAILED: {' '.join(j['error'].split())[:200]} | | | | | | | |")
+                L.append(f"| {name} | FAILED: {' '.join(j['error'].split())[:200]} | | | | | | | | | | |")
                 continue
             w = j["wall_s"]
             mbs = j["input_bytes"] / 1e6 / w if j.get("input_bytes") else None
@@ -696,15 +765,33 @@ def render(R):
             else:
                 r32 = "1" if name.startswith("ftrl predict") else f(ratio(w, tp))
                 r64 = ""
+            # peers' time over this row's: only for ftrl's trains of the same (online) algorithm
+            same_algo = j["tool"] == "ftrl" and j["group"] == "train" and not j.get("minibatch")
+            rvt = f(ratio(vw_t, w)) if same_algo else ""
+            rvc = f(ratio(vw_c, w)) if same_algo else ""
+            inner = j.get("inner_seconds")
+            loop = f"{d['nnz'] / inner / 1e6:.1f}" if inner else ""
             runs = ", ".join(f"{x:.2f}" for x in j["wall_all"])
             if j["n_ok"] < j["n"]:
                 runs += f" ({j['n'] - j['n_ok']} of {j['n']} failed)"
-            L.append(f"| {name}{extra} | {w:.2f} | {runs} | "
-                     f"{d['nnz'] / w / 1e6:.1f} | {f(mbs, 0)} | {f(j['rss_mb'], 0)} | {f(j['cpu_s'])} | {r32} | {r64} |")
+            L.append(f"| {name}{extra} | {w:.2f} | {runs} | {d['nnz'] / w / 1e6:.1f} | {loop} | "
+                     f"{f(mbs, 0)} | {f(j['rss_mb'], 0)} | {f(j['cpu_s'])} | {r32} | {r64} | {rvt} | {rvc} |")
         notes = []
-        for k in ("ftrl train f32", "ftrl train f64"):
-            if J.get(k, {}).get("progressive_logloss") is not None:
-                notes.append(f"{k} progressive logloss {J[k]['progressive_logloss']:.6f}")
+        for k, j in J.items():
+            if j["tool"] != "ftrl" or j.get("progressive_logloss") is None:
+                continue
+            if k in ("ftrl train f32", "ftrl train f64") or j.get("minibatch"):
+                notes.append(f"{k} progressive logloss {j['progressive_logloss']:.6f}")
+            elif j.get("parquet"):
+                notes.append(f"{k} progressive logloss {j['progressive_logloss']:.6f} "
+                             f"({parquet_vs_text(J, k)})")
+        pq = run["notes"].get("parquet")
+        if pq:
+            notes.append(f"Parquet cache {pq['bytes'] / 1e6:.0f} MB ({pq.get('codec', '?')}, "
+                         f"{pq.get('row_groups', '?')} row groups), built once by `ftrl convert` in "
+                         f"{pq['build_wall_s']:.1f} s (not timed)")
+        if run["notes"].get("dense"):
+            notes.append(run["notes"]["dense"])
         vc = run["notes"].get("vw_cache")
         if vc and vc.get("vw_average_loss") is not None:
             notes.append(f"vw average (progressive) loss {vc['vw_average_loss']:.6f}")
@@ -874,6 +961,15 @@ def render(R):
     return "\n".join(L)
 
 
+def parquet_vs_text(J, key):
+    """Whether the Parquet run's progressive logloss equals the text run's (same data, same model)."""
+    a = J.get(key, {}).get("progressive_logloss")
+    b = J.get("ftrl train f32", {}).get("progressive_logloss")
+    if a is None or b is None:
+        return "text run's: -"
+    return "= text run's, bit for bit" if a == b else f"text run's {b:.17g}: DIFFERS by {a - b:+.3g}"
+
+
 def round_ratio(peer, ours):
     """Median over rounds of peer/ours measured in the same round (cancels slow drifts)."""
     if not peer.get("wall_rounds") or not ours.get("wall_rounds"):
@@ -899,6 +995,39 @@ def judge(R, bits):
                           "measured": f"{w:.2f} s vs {vw_t:.2f} s: {r:.2f}x (median of per-round ratios {f(rr)}x; "
                                       f"vs VW cache {f(ratio(vw_c, w))}x)",
                           "verdict": "PASS" if r >= TARGET_SPEEDUP else f"MISS (needs {w * r / TARGET_SPEEDUP:.2f} s)"})
+        key = "ftrl train f32 (sparse Parquet)"
+        w = J.get(key, {}).get("wall_s")
+        same = parquet_vs_text(J, key)
+        for peer, label, target in (("vw --ftrl (text)", "vw from text", PARQUET_VS_VW_TEXT),
+                                    ("vw --ftrl (cache)", "vw from its cache", PARQUET_VS_VW_CACHE)):
+            vt = J.get(peer, {}).get("wall_s")
+            r = ratio(vt, w)
+            if r is None:
+                continue
+            rr = round_ratio(J[peer], J[key])
+            verdict = "PASS" if r >= target else f"MISS (needs {w * r / target:.2f} s)"
+            if not same.startswith("="):
+                verdict += "; MISS: logloss differs from text"
+            T.append({"target": f"ftrl train from sparse Parquet >= {target:g}x faster than {label} ({d['name']})",
+                      "measured": f"{w:.2f} s vs {vt:.2f} s: {r:.2f}x (median of per-round ratios {f(rr)}x); "
+                                  f"progressive logloss {same}",
+                      "verdict": verdict})
+        mb = []
+        for k, j in J.items():
+            if not j.get("minibatch"):
+                continue
+            label = k.replace("ftrl train f32 ", "")
+            if "wall_s" not in j:
+                mb.append(f"{label}: failed")
+                continue
+            inner = j.get("inner_seconds")
+            mb.append(f"{label}: {d['nnz'] / j['wall_s'] / 1e6:.1f} M feat/s wall ({j['wall_s']:.2f} s)"
+                      + (f", {d['nnz'] / inner / 1e6:.1f} M feat/s in the loop ({inner:.2f} s)" if inner else ""))
+        if R["runs"][d["name"]]["notes"].get("dense"):
+            mb.append("dense: skipped (table too large for the time budget)")
+        if mb:
+            T.append({"target": f"mini-batch / dense: features/s reached ({d['name']})", "measured": "; ".join(mb),
+                      "verdict": "INFO"})
         w = J.get("ftrl predict (f32 model)", {}).get("wall_s")
         vp = J.get("vw -t (text)", {}).get("wall_s")
         r = ratio(vp, w)
@@ -1000,6 +1129,10 @@ def main(argv=None):
         warm.write_bytes(b"1 1:1 3:0.5\n0 2:1\n" * 50)
         measure(ftrl_train_cmd(env["ftrl"], warm, wd / "warm-model", "float32", 24))
         measure(ftrl_train_cmd(env["ftrl"], warm, wd / "warm-model64", "float64", 24))
+        for extra in (["--batch-size", BATCH_SIZE], ["--batch-size", BATCH_SIZE, "--update", "dense"]):
+            measure(ftrl_train_cmd(env["ftrl"], warm, wd / "warm-model-mb", "float32", 24) + extra)
+        measure([env["ftrl"], "convert", warm, wd / "warm.parquet", "-q"])
+        measure(ftrl_train_cmd(env["ftrl"], wd / "warm.parquet", wd / "warm-model-pq", "float32", 24))
         measure([env["ftrl"], "predict", "-m", wd / "warm-model", warm])
         r = measure([py, "-c", "import ftrl_cli, os; print(os.path.dirname(ftrl_cli.__file__))"])
         snapshot["imported_from"] = r["stdout"].strip()
@@ -1036,7 +1169,8 @@ def main(argv=None):
     if a.flat and ctr:
         head = make_head(ctr, ddir, 10, py)
         log(f"RSS flatness on {Path(head['svm']).name} ...")
-        R["flat"] = run_dataset(dict(head, name="ctr-head"), env, a, wd, with_vw=False, with_dt=False)
+        R["flat"] = run_dataset(dict(head, name="ctr-head"), env, a, wd, with_vw=False, with_dt=False,
+                                with_extra=False)
         R["datasets_aux"] = [head]
     if a.stages:
         R["stages"] = {}
