@@ -24,6 +24,29 @@ def test_atomic_writer_keeps_old_file_on_error(tmp_path):
     assert os.listdir(tmp_path) == ["f.txt"]
 
 
+def test_atomic_writer_gives_the_mode_open_would(tmp_path):
+    """New files: 0666 less the umask (not mkstemp's 0600); replaced files keep their mode."""
+    old = os.umask(0o022)
+    try:
+        import importlib
+
+        from ftrl_cli import atomic
+
+        importlib.reload(atomic)  # (reads the umask at import)
+        new = tmp_path / "new.bin"
+        with atomic.atomic_writer(new) as f:
+            f.write(b"x")
+        assert os.stat(new).st_mode & 0o777 == 0o644
+        kept = tmp_path / "kept.bin"
+        kept.write_bytes(b"v1")
+        os.chmod(kept, 0o640)
+        with atomic.atomic_writer(kept) as f:
+            f.write(b"v2")
+        assert os.stat(kept).st_mode & 0o777 == 0o640 and kept.read_bytes() == b"v2"
+    finally:
+        os.umask(old)
+
+
 def test_write_error_is_reported_and_previous_kept(tmp_path, monkeypatch):
     target = tmp_path / "x.bin"
     target.write_bytes(b"v1")
