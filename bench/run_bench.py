@@ -513,13 +513,14 @@ BUCKETS = [
     ("Numba cache loads", "cum", None, lambda f: f == "_compile_for_args"),
     ("parse_libsvm (Numba)", "tot", "kernels.py", lambda f: f == "parse_libsvm"),
     ("ftrl_online (Numba)", "tot", "kernels.py", lambda f: f == "ftrl_online"),
-    ("margins_csr (Numba)", "tot", "kernels.py", lambda f: f == "margins_csr"),
+    ("margins_state (Numba)", "tot", "kernels.py", lambda f: f == "margins_state"),
     ("weights_from_state (Numba)", "tot", "kernels.py", lambda f: f == "weights_from_state"),
+    ("format_g17 (Numba, predict's text)", "tot", "kernels.py", lambda f: f == "format_g17"),
     ("file reads (readinto)", "tot", None, lambda f: "readinto" in f),
     ("main thread waiting on the reader thread", "tot", None, lambda f: "acquire" in f and "lock" in f),
     ("checkpoint save (npz, sha256, fsync)", "cum", "checkpoint.py", lambda f: f == "save"),
     ("checkpoint load (read, sha256, npz)", "cum", "checkpoint.py", lambda f: f == "load"),
-    ("output formatting (api._format*)", "cum", "api.py", lambda f: f.startswith("_format")),
+    ("output formatting (api.format_floats)", "cum", "api.py", lambda f: f == "format_floats"),
     ("table allocation (Model._fresh)", "cum", "model.py", lambda f: f == "_fresh"),
 ]
 
@@ -871,7 +872,7 @@ def render(R):
             L.append(f"`ftrl predict` stages on {name} ({f(ps['rows'])} rows in RAM): load_model {t['load_model']:.2f} s, "
                      f"weights() {t['weights']:.2f} s (table of {f(ps['table_slots'])} slots), margins "
                      f"{ps['per_row_ns']['margins']:.0f} ns/row, sigmoid {ps['per_row_ns']['sigmoid']:.0f} ns/row, "
-                     f"repr + join {ps['per_row_ns']['format_repr']:.0f} ns/row, encode + write "
+                     f"%.17g text (format_floats) {ps['per_row_ns']['format_repr']:.0f} ns/row, write "
                      f"{ps['per_row_ns']['encode_write']:.0f} ns/row (np.savetxt '%.6f' for comparison: "
                      f"{ps['per_row_ns']['alt_savetxt_6f_total']:.0f} ns/row including margins).")
             L.append("")

@@ -10,7 +10,7 @@ measured separately by run_bench.py).
   kernel FILE               FTRL update only: parse (up to --max-nnz) into RAM first, then
                             time Model.learn over the in-memory batches (fresh model per rep)
   predict-stages MODEL FILE per-stage cost of `ftrl predict` on in-memory batches:
-                            load, weights(), margins, sigmoid, repr formatting, write
+                            load, margins, sigmoid, %.17g formatting, write
   baseline TINY             RSS (anonymous / file-backed) after numpy+numba, ftrl_cli.api,
                             and the first cached-kernel call
   rss FILE                  peak RSS (VmHWM, reset between phases through
@@ -148,7 +148,7 @@ def cmd_kernel(a):
 
 def cmd_predict_stages(a):
     from ftrl_cli import kernels as K
-    from ftrl_cli.api import load_model
+    from ftrl_cli.api import format_floats, load_model
 
     batches, nnz = _load_batches(a.file, a.max_nnz)
     rows = sum(len(b[0]) - 1 for b in batches)
@@ -157,25 +157,24 @@ def cmd_predict_stages(a):
     model = load_model(a.model)
     t["load_model"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    w = model.weights()
     bias_w = model.bias_weight()
-    t["weights"] = time.perf_counter() - t0
+    t["weights"] = time.perf_counter() - t0  # (scoring reads w from the state: no table copy)
     # one warm-up call so no cache load is counted
     ip, ids, vals, _, _ = batches[0]
-    model.margins(ip, ids, vals, w, bias_w)
+    format_floats(model.margins(ip, ids, vals, bias_w))
     K.sigmoid_array(np.zeros(4), np.empty(4))
     t.update(margins=0.0, sigmoid=0.0, format_repr=0.0, encode_write=0.0)
     with open(os.devnull, "wb") as out:
         for ip, ids, vals, _, _ in batches:
             t0 = time.perf_counter()
-            m = model.margins(ip, ids, vals, w, bias_w)
+            m = model.margins(ip, ids, vals, bias_w)
             t1 = time.perf_counter()
             p = np.empty_like(m)
             K.sigmoid_array(m, p)
             t2 = time.perf_counter()
-            s = "\n".join(map(repr, p.tolist())) + "\n"
+            s = format_floats(p)  # (key kept as format_repr: the report reads it)
             t3 = time.perf_counter()
-            out.write(s.encode())
+            out.write(s)
             t4 = time.perf_counter()
             t["margins"] += t1 - t0
             t["sigmoid"] += t2 - t1
@@ -184,7 +183,7 @@ def cmd_predict_stages(a):
         # an alternative for comparison: fixed 6-decimal text (what vw -p prints)
         t0 = time.perf_counter()
         for ip, ids, vals, _, _ in batches:
-            m = model.margins(ip, ids, vals, w, bias_w)
+            m = model.margins(ip, ids, vals, bias_w)
             p = np.empty_like(m)
             K.sigmoid_array(m, p)
             np.savetxt(out, p, fmt="%.6f")
