@@ -17,7 +17,7 @@ import sys
 import numpy as np
 from numba import config as _numba_config
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 # --------------------------------------------------------------------------------------
 # Start-up
@@ -672,6 +672,21 @@ def _logloss(m, y):
     return np.log1p(np.exp(-abs(m))) + max(m, 0.0) - y * m
 
 
+def _to_state(table, x):
+    """x as a scalar of the state table's dtype (float32 tables do float32 math)."""
+    return table.dtype.type(x)  # (plain Python; jitted code uses the overload below)
+
+
+@overload(_to_state, inline="always")
+def _to_state_impl(table, x):
+    cast = table.dtype
+
+    def impl(table, x):
+        return cast(x)
+
+    return impl
+
+
 @njit(cache=True, nogil=True, error_model="numpy")  # IEEE division: see _weight_root
 def ftrl_online(indptr, ids, values, labels, weights, zn, bias_zn, cap,
                 alpha, beta, l1, l2, l2_shrinkage, p, bias_l1, bias_l2, use_bias, margins):
@@ -679,12 +694,15 @@ def ftrl_online(indptr, ids, values, labels, weights, zn, bias_zn, cap,
 
     # Assumes: every slot of ids is < len(zn) (ids < cap keep their slot, larger ids are
     #          hashed into [0, cap) and then len(zn) == cap); labels are 0/1;
-    #          p = -lr_power > 0; len(margins) == number of rows.
+    #          p = -lr_power > 0; len(margins) == number of rows; bias_zn has zn's dtype.
 
     indptr, ids, values : CSR rows (int64, int64, float64); weights: float64 per-row
     importance (multiplies g). zn : (D, 2) z and n, modified in place; bias_zn : (2,)
     the bias's (z, n), modified in place. margins : out, the margin x.w used for each
     row's prediction *before* its update (progressive validation).
+    Per-coordinate arithmetic runs in the state's precision: float64 is Algorithm 1 to the
+    last bit; a float32 table also computes in float32 (as VW does: ~1.25x faster), while
+    margins, the sigmoid and the loss stay float64.
     Returns the sum of the rows' progressive log loss (weighted).
     """
     nrows = len(indptr) - 1
@@ -694,10 +712,13 @@ def ftrl_online(indptr, ids, values, labels, weights, zn, bias_zn, cap,
         ln = indptr[r + 1] - indptr[r]
         if ln > maxlen:
             maxlen = ln
-    wbuf = np.empty(maxlen, np.float64)
-    rbuf = np.empty(maxlen, np.float64)
+    wbuf = np.empty(maxlen, zn.dtype)
+    rbuf = np.empty(maxlen, zn.dtype)
     sbuf = np.empty(maxlen, np.int64)
-    two_s = 2.0 * l2_shrinkage
+    # the settings in the state's precision
+    alpha_s, beta_s, p_s = _to_state(zn, alpha), _to_state(zn, beta), _to_state(zn, p)
+    l1_s, l2_s, two_s = _to_state(zn, l1), _to_state(zn, l2), _to_state(zn, 2.0 * l2_shrinkage)
+    bl1_s, bl2_s = _to_state(zn, bias_l1), _to_state(zn, bias_l2)
     for r in range(nrows):
         a = indptr[r]
         b = indptr[r + 1]
@@ -709,16 +730,16 @@ def ftrl_online(indptr, ids, values, labels, weights, zn, bias_zn, cap,
         for k in range(a, b):
             s = _slot(ids[k], cap)
             sbuf[k - a] = s
-            z = np.float64(zn[s, 0])
-            root = _root(np.float64(zn[s, 1]), p)
+            root = _root(zn[s, 1], p_s)
             rbuf[k - a] = root  # n^p, reused by the update
-            w = _weight_root(z, root, alpha, beta, l1, l2)
+            w = _to_state(zn, _weight_root(zn[s, 0], root, alpha_s, beta_s, l1_s, l2_s))
             wbuf[k - a] = w
-            m += w * values[k]
-        wb = 0.0
+            m += np.float64(w) * values[k]
+        wb = _to_state(zn, 0.0)
+        rb = _root(bias_zn[1], p_s)
         if use_bias:
-            wb = _weight(np.float64(bias_zn[0]), np.float64(bias_zn[1]), alpha, beta, bias_l1, bias_l2, p)
-            m += wb
+            wb = _to_state(zn, _weight_root(bias_zn[0], rb, alpha_s, beta_s, bl1_s, bl2_s))
+            m += np.float64(wb)
         margins[r] = m
         y = labels[r]
         iw = weights[r]
@@ -730,25 +751,27 @@ def ftrl_online(indptr, ids, values, labels, weights, zn, bias_zn, cap,
         for k in range(a, b):
             s = sbuf[k - a]
             w = wbuf[k - a]
-            g = g0 * values[k]
-            n_new = np.float64(zn[s, 1]) + g * g
-            sigma = (_root(n_new, p) - rbuf[k - a]) / alpha
-            zn[s, 0] = np.float64(zn[s, 0]) + (g + two_s * w) - sigma * w
+            g = _to_state(zn, g0 * values[k])
+            n_new = zn[s, 1] + g * g
+            sigma = (_root(n_new, p_s) - rbuf[k - a]) / alpha_s
+            zn[s, 0] = zn[s, 0] + (g + two_s * w) - sigma * w
             zn[s, 1] = n_new
         if use_bias:
-            n = np.float64(bias_zn[1])
-            n_new = n + g0 * g0
-            sigma = _sigma(n, n_new, alpha, p)
-            bias_zn[0] = np.float64(bias_zn[0]) + (g0 + two_s * wb) - sigma * wb
+            gb = _to_state(zn, g0)
+            n_new = bias_zn[1] + gb * gb
+            sigma = (_root(n_new, p_s) - rb) / alpha_s
+            bias_zn[0] = bias_zn[0] + (gb + two_s * wb) - sigma * wb
             bias_zn[1] = n_new
     return loss
 
 
 @njit(cache=True, nogil=True)
 def weights_from_state(zn, alpha, beta, l1, l2, p, out):
-    """out[i] = w_i computed from (z_i, n_i)."""
+    """out[i] = w_i computed from (z_i, n_i), in the state's precision (as ftrl_online)."""
+    alpha_s, beta_s, p_s = _to_state(zn, alpha), _to_state(zn, beta), _to_state(zn, p)
+    l1_s, l2_s = _to_state(zn, l1), _to_state(zn, l2)
     for i in range(zn.shape[0]):
-        out[i] = _weight(np.float64(zn[i, 0]), np.float64(zn[i, 1]), alpha, beta, l1, l2, p)
+        out[i] = _to_state(zn, _weight_root(zn[i, 0], _root(zn[i, 1], p_s), alpha_s, beta_s, l1_s, l2_s))
 
 
 @njit(cache=True, nogil=True, error_model="numpy")  # IEEE division: see _weight_root
@@ -763,6 +786,8 @@ def margins_state(indptr, ids, values, st, cap, online, alpha, beta, l1, l2, p, 
     """
     D = st.shape[0]
     nrows = len(indptr) - 1
+    alpha_s, beta_s, p_s = _to_state(st, alpha), _to_state(st, beta), _to_state(st, p)
+    l1_s, l2_s = _to_state(st, l1), _to_state(st, l2)
     for r in range(nrows):
         if r + 1 < nrows:
             for k in range(indptr[r + 1], indptr[r + 2]):
@@ -774,8 +799,8 @@ def margins_state(indptr, ids, values, st, cap, online, alpha, beta, l1, l2, p, 
             s = _slot(ids[k], cap)
             if s < D:
                 if online:
-                    z = np.float64(st[s, 0])
-                    w = _weight_root(z, _root(np.float64(st[s, 1]), p), alpha, beta, l1, l2)
+                    w = np.float64(_to_state(st, _weight_root(st[s, 0], _root(st[s, 1], p_s), alpha_s,
+                                                               beta_s, l1_s, l2_s)))
                 else:
                     w = np.float64(st[s, COL_W])
                 m += w * values[k]
