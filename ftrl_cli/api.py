@@ -224,7 +224,7 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
     else:
         if resume:
             reporter.log(f"{model_dir}: no checkpoint yet; starting from the beginning")
-        elif os.path.isdir(model_dir) and checkpoint.has_checkpoint(model_dir) and not force:
+        elif not force and os.path.isdir(model_dir) and checkpoint.has_checkpoint(model_dir):
             raise ConfigError(f"{model_dir} already holds a model: use --resume to continue it, "
                               "--force to replace it, or another -m directory")
         elif force and os.path.isdir(model_dir):
