@@ -102,18 +102,40 @@ BEST = "best.npz"
 
 
 class _HashingWriter:
-    """A write-only stream that hashes what passes through it. It cannot seek, so zipfile
-    (np.savez) streams: the state goes to disk once, without a copy in memory."""
+    """A write-only stream that hashes what passes through it, in a second thread: sha256
+    releases the GIL, so it runs beside zipfile's crc32 and the file writes. It cannot seek,
+    so zipfile (np.savez) streams: the state goes to disk once, without a copy in memory."""
 
     def __init__(self, f):
+        import queue
+        import threading
+
         self.f = f
-        self.sha = hashlib.sha256()
         self.size = 0
+        self._sha = hashlib.sha256()
+        self._q = queue.Queue(maxsize=4)
+        self._thread = threading.Thread(target=self._hash, name="ftrl-sha256", daemon=True)
+        self._thread.start()
+
+    def _hash(self):
+        while (b := self._q.get()) is not None:
+            self._sha.update(b)
 
     def write(self, b):
-        self.sha.update(b)
+        b = b if isinstance(b, bytes) else bytes(b)  # (a buffer could change once written)
+        self._q.put(b)
         self.size += len(b)
         return self.f.write(b)
+
+    def hexdigest(self) -> str:
+        """The digest of everything written (ends the hashing thread)."""
+        self.close()
+        return self._sha.hexdigest()
+
+    def close(self):
+        if self._thread.is_alive():
+            self._q.put(None)
+            self._thread.join()
 
     def tell(self):
         return self.size
@@ -128,6 +150,7 @@ class _HashingWriter:
 def _write_state(path, model: Model, meta: dict):
     """Write the state atomically; returns (sha256 hex, bytes)."""
     meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
+    w = None
     try:
         with atomic_writer(path) as f:
             w = _HashingWriter(f)
@@ -135,7 +158,10 @@ def _write_state(path, model: Model, meta: dict):
                      iterations=np.array([model.iterations], np.int64), meta=meta_bytes)
     except OSError as e:
         raise ModelError(f"{path}: write failed ({e.strerror or e}); the previous file is intact") from None
-    return w.sha.hexdigest(), w.size
+    finally:
+        if w is not None:
+            w.close()
+    return w.hexdigest(), w.size
 
 
 def save_best(model_dir, model: Model, best: dict) -> None:
