@@ -125,10 +125,11 @@ def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_ro
     shuffle_seed: a Parquet file's row groups are read in an order seeded by it."""
     fmt = input_format(path, config)
     if fmt == "libsvm":
-        it = iter_libsvm(path, start_offset=start_offset, start_line=start_line, batch_rows=batch_rows,
-                         on_bad=on_bad, with_comments=with_ids, row_multiple=config.batch_size)
         # (skipped lines are counted as they are read: read ahead only when none can be)
-        return prefetch(it) if _read_ahead() and on_bad is None else it
+        ahead = _read_ahead() and on_bad is None
+        it = iter_libsvm(path, start_offset=start_offset, start_line=start_line, batch_rows=batch_rows,
+                         on_bad=on_bad, with_comments=with_ids, row_multiple=config.batch_size, fresh=ahead)
+        return prefetch(it, copy=False) if ahead else it
     from . import tabular
 
     if fmt == "parquet-sparse":
@@ -136,7 +137,7 @@ def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_ro
             path, label=config.label_column, indices=config.indices_column, values=config.values_column,
             weight=config.weight_column, id_column=config.id_column, batch_rows=batch_rows,
             start_row=start_offset, shuffle_seed=shuffle_seed)
-        return prefetch(it) if _read_ahead() else it
+        return prefetch(it, copy=False) if _read_ahead() else it  # (its batches own their arrays)
     return tabular.iter_tabular(
         path, fmt="parquet" if fmt == "parquet-wide" else fmt, label=config.label_column,
         categorical=config.categorical, numeric=config.numeric, ignore=config.ignore or (),

@@ -204,7 +204,8 @@ def _error(name, code, buf, err_pos, line_start, end, line_no, what="value"):
 def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                 batch_rows: int = BATCH_ROWS, batch_nnz: int = BATCH_NNZ,
                 chunk_bytes: int = CHUNK_BYTES, max_line_bytes: int = MAX_LINE_BYTES,
-                on_bad=None, with_comments: bool = False, row_multiple: int = 1):
+                on_bad=None, with_comments: bool = False, row_multiple: int = 1,
+                fresh: bool = False):
     """Yield Batches of batch_rows rows from one libsvm input (the last one fewer).
 
     A batch ends early only when its feature arrays are full, and then at a multiple of
@@ -214,6 +215,8 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
     on_bad: None raises DataError at the first bad line; else on_bad(error) is called for
     each bad line (it may raise to stop) and the line is skipped.
     with_comments: fill Batch.ids_text with each row's trailing comment (predict --with-id).
+    fresh: every batch gets arrays of its own (else views of buffers the next batch reuses),
+    for a consumer that keeps batches (the read-ahead thread) and would otherwise copy them.
     """
     with InputStream(path) as src:
         src.skip(start_offset)
@@ -278,6 +281,8 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                         r0 = z0 = 0
                         batch_max = -1
                         texts = [] if with_comments else None
+                        if fresh:
+                            labels, weights, indptr, ids, values = _new_buffers(labels, weights, indptr, ids, values)
                     else:
                         ids, values = _grown(ids, z0), _grown(values, z0)
                         slow = np.empty((2 * len(slow), 3), np.int64)
@@ -332,12 +337,20 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                     r0 = z0 = 0
                     batch_max = -1
                     texts = [] if with_comments else None
+                    if fresh:
+                        labels, weights, indptr, ids, values = _new_buffers(labels, weights, indptr, ids, values)
                 elif stopped_early and not slow_full:
                     ids, values = _grown(ids, z0), _grown(values, z0)  # finish the row multiple
             if eof:
                 if r0:
                     yield batch()
                 return
+
+
+def _new_buffers(labels, weights, indptr, ids, values):
+    """A batch's arrays again, new (iter_libsvm's fresh=True)."""
+    return (np.empty_like(labels), np.empty_like(weights), np.zeros_like(indptr),
+            np.empty_like(ids), np.empty_like(values))
 
 
 def _grown(a, keep):
@@ -404,10 +417,11 @@ def _own(b: Batch) -> Batch:
                  b.end_line, b.raw_bytes, None if b.weights is None else b.weights.copy(), b.ids_text)
 
 
-def prefetch(batches, depth: int = 2):
+def prefetch(batches, depth: int = 2, copy: bool = True):
     """Iterate `batches` in a background thread, `depth` batches ahead: the Numba parser
     releases the GIL, so parsing the next batch overlaps training on this one. Order and
-    content are unchanged; an exception in the reader is raised here, in order."""
+    content are unchanged; an exception in the reader is raised here, in order.
+    copy=False when each batch already owns its arrays (iter_libsvm(fresh=True), Parquet)."""
     import queue
     import threading
 
@@ -420,7 +434,7 @@ def prefetch(batches, depth: int = 2):
             for b in batches:
                 if stop.is_set():
                     return
-                q.put(_own(b))
+                q.put(_own(b) if copy else b)
             q.put(done)
         except BaseException as e:  # handed to the consumer
             q.put(e)

@@ -1003,3 +1003,21 @@ def test_minibatches_do_not_depend_on_buffer_sizes(B):
         models.append(m)
     for m in models[1:]:
         assert np.array_equal(m.st, models[0].st) and m.iterations == models[0].iterations
+
+
+@pytest.mark.parametrize("kw", [{}, {"batch_nnz": 64}, {"batch_nnz": 64, "row_multiple": 4},
+                                {"batch_nnz": 100, "chunk_bytes": 256}])
+def test_fresh_batches_own_their_arrays(kw):
+    """fresh=True (what the read-ahead thread uses instead of copying): every batch keeps
+    its own arrays, with the same content as the reused-buffer batches."""
+    path = str(DATA / "a9a_head2000.svm")
+    kept = list(iter_libsvm(path, batch_rows=300, fresh=True, **kw))
+    want = read_all(path, batch_rows=300, **kw)
+    assert [b.rows for b in kept] == [rows for rows, *_ in want.batches] and len(kept) > 3
+    got = np.concatenate([b.ids for b in kept])
+    assert np.array_equal(got, want.ids)
+    assert np.array_equal(np.concatenate([b.values for b in kept]), want.values)
+    assert np.array_equal(np.concatenate([b.labels for b in kept]), want.labels)
+    for a, b in zip(kept, kept[1:]):
+        for x, y in ((a.ids, b.ids), (a.values, b.values), (a.labels, b.labels), (a.indptr, b.indptr)):
+            assert not np.shares_memory(x, y)
