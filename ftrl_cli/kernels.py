@@ -345,6 +345,7 @@ def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows, w
                     i += 1
                 break
             tok = i
+            fast = False
             if 48 <= c <= 57 and i + FAST_TAIL <= buflen:
                 # Fast path for the usual token: id of <= 8 digits ':' [-]value, the value
                 # an integer or a decimal of <= 15 digits in all. Anything else (and any
@@ -374,77 +375,69 @@ def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows, w
                             ok = True
                     if ok and k <= end:
                         i = k
-                        if v == 0.0:
-                            continue  # explicit zero: not a feature of this row
-                        if nnz >= max_nnz:
+                        idx = fid
+                        v = -v if neg else v
+                        st = 0
+                        vtok = tok
+                        fast = True
+            if not fast:  # the general code: any token, exact errors
+                if c == 113 and i + 3 < end and buf[i + 1] == 105 and buf[i + 2] == 100 and buf[i + 3] == 58:
+                    # qid:N is tolerated and ignored
+                    i += 4
+                    while i < end and not _ends_token(buf[i]):
+                        i += 1
+                    continue
+                if (c == 99 and i + 4 < end and buf[i + 1] == 111 and buf[i + 2] == 115 and buf[i + 3] == 116
+                        and buf[i + 4] == 58):
+                    # cost:W (SVMlight's per-example cost factor) is the row's weight
+                    i += 5
+                    wtok = i
+                    if i >= end or _ends_token(buf[i]):
+                        return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_COST, tok
+                    v, i, st = _parse_number(buf, i, end, pow10)
+                    if st < 0 or (st == 0 and v < 0) or buf[wtok] == 45:
+                        return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_COST, tok
+                    if st == 1:
+                        if nslow >= max_slow:
                             full = True
                             break
-                        if fid <= prev:
-                            is_unsorted = True
-                        prev = fid
-                        if fid > max_id:
-                            max_id = fid
-                        ids[nnz] = fid
-                        values[nnz] = -v if neg else v
-                        nnz += 1
-                        continue
-            if c == 113 and i + 3 < end and buf[i + 1] == 105 and buf[i + 2] == 100 and buf[i + 3] == 58:
-                # qid:N is tolerated and ignored
-                i += 4
-                while i < end and not _ends_token(buf[i]):
+                        slow[nslow, 0] = 2
+                        slow[nslow, 1] = nrows
+                        slow[nslow, 2] = wtok
+                        nslow += 1
+                    weights[nrows] = v
+                    continue
+                if c > 126 or c < 32:
+                    return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_BYTE, i
+                idx = np.int64(0)
+                nd = 0
+                too_big = False
+                while i < end and 48 <= buf[i] <= 57:
+                    if idx > MAX_INDEX // 10:  # one more digit could overflow int64
+                        too_big = True
+                    else:
+                        idx = idx * 10 + (np.int64(buf[i]) - 48)
+                    nd += 1
                     i += 1
-                continue
-            if (c == 99 and i + 4 < end and buf[i + 1] == 111 and buf[i + 2] == 115 and buf[i + 3] == 116
-                    and buf[i + 4] == 58):
-                # cost:W (SVMlight's per-example cost factor) is the row's weight
-                i += 5
-                wtok = i
-                if i >= end or _ends_token(buf[i]):
-                    return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_COST, tok
-                v, i, st = _parse_number(buf, i, end, pow10)
-                if st < 0 or (st == 0 and v < 0) or buf[wtok] == 45:
-                    return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_COST, tok
-                if st == 1:
-                    if nslow >= max_slow:
-                        full = True
-                        break
-                    slow[nslow, 0] = 2
-                    slow[nslow, 1] = nrows
-                    slow[nslow, 2] = wtok
-                    nslow += 1
-                weights[nrows] = v
-                continue
-            if c > 126 or c < 32:
-                return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_BYTE, i
-            idx = np.int64(0)
-            nd = 0
-            too_big = False
-            while i < end and 48 <= buf[i] <= 57:
-                if idx > MAX_INDEX // 10:  # one more digit could overflow int64
-                    too_big = True
-                else:
-                    idx = idx * 10 + (np.int64(buf[i]) - 48)
-                nd += 1
+                if nd == 0:
+                    return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_INDEX, tok
+                if too_big or idx >= MAX_INDEX:
+                    return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_INDEX_RANGE, tok
+                if i >= end or buf[i] != 58:
+                    if i >= end or _ends_token(buf[i]):
+                        return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_NO_VALUE, tok
+                    return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_INDEX, tok
                 i += 1
-            if nd == 0:
-                return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_INDEX, tok
-            if too_big or idx >= MAX_INDEX:
-                return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_INDEX_RANGE, tok
-            if i >= end or buf[i] != 58:
                 if i >= end or _ends_token(buf[i]):
                     return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_NO_VALUE, tok
-                return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_INDEX, tok
-            i += 1
-            if i >= end or _ends_token(buf[i]):
-                return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_NO_VALUE, tok
-            vtok = i
-            v, i, st = _parse_value(buf, i, end, pow10)
-            if st < 0:
-                if buf[vtok] > 126:
-                    return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_BYTE, vtok
-                if i < end and buf[i] > 126:
-                    return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_BYTE, i
-                return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_VALUE, vtok
+                vtok = i
+                v, i, st = _parse_value(buf, i, end, pow10)
+                if st < 0:
+                    if buf[vtok] > 126:
+                        return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_BYTE, vtok
+                    if i < end and buf[i] > 126:
+                        return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_BYTE, i
+                    return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_VALUE, vtok
             if st == 0 and v == 0.0:
                 continue  # explicit zero: not a feature of this row
             if nnz >= max_nnz:
