@@ -15,12 +15,10 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 from importlib import import_module  # noqa: E402
-from importlib.metadata import PackageNotFoundError, version  # noqa: E402
 
-try:
-    __version__ = version("ftrl-cli")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0+local"
+# The one place the version is written (pyproject.toml reads it from here): asking
+# importlib.metadata instead would cost every command ~40 ms of imports.
+__version__ = "0.1.0"
 
 _EXPORTS = {
     "train": "api", "predict": "api", "evaluate": "api", "export": "api", "load_model": "api",
