@@ -311,11 +311,14 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
                         n = b.rows
                         np.greater(b.labels, 0.0, out=y[:n])
                         _row_weights(b, y[:n], cw, sw[:n])
-                        loss = model.learn(b.indptr, b.ids, b.values, y[:n], sw[:n], b.max_id, margins[:n])
+                        total = model.learn(b.indptr, b.ids, b.values, y[:n], sw[:n], b.max_id, margins[:n],
+                                            run["loss_sum"])
+                        loss = total - run["loss_sum"]
                         _curve_points(meta, run, margins[:n], y[:n], sw[:n], t0, reporter)
-                        run["loss_sum"] += loss
-                        run["weight_sum"] += float(sw[:n].sum())
-                        run["pos_sum"] += float(sw[:n][y[:n] > 0].sum())  # (no BLAS call)
+                        # running sums added row by row: the same whatever the batches (no BLAS call)
+                        run["loss_sum"] = total
+                        run["weight_sum"] = _running_sum(run["weight_sum"], sw[:n])
+                        run["pos_sum"] = _running_sum(run["pos_sum"], sw[:n][y[:n] > 0])
                         run["examples"] += n
                         meta["examples_seen"] += n
                         features += len(b.ids)
@@ -420,6 +423,17 @@ MAX_CURVE = 200
 FIRST_POINT = 128
 
 
+def _running_sum(total: float, x: np.ndarray) -> float:
+    """total + x[0] + x[1] + ..., left to right (np.sum adds pairwise, so its result would
+    depend on where batches end)."""
+    if not len(x):
+        return total
+    acc = np.empty(len(x) + 1)
+    acc[0] = total
+    acc[1:] = x
+    return float(np.cumsum(acc)[-1])
+
+
 def _curve_points(meta, run, m, y, w, t0, reporter):
     """The progressive loss of the current pass at doubling example counts (VW's table,
     the summary's sparkline, `inspect --plot`), from this batch's per-row margins."""
@@ -428,9 +442,9 @@ def _curve_points(meta, run, m, y, w, t0, reporter):
     target = max(FIRST_POINT, 2 * curve[-1]["examples"]) if curve else FIRST_POINT
     if before + len(m) < target or len(curve) >= MAX_CURVE:
         return
-    losses = w * (np.log1p(np.exp(-np.abs(m))) + np.maximum(m, 0.0) - y * m)
-    cum_loss = run["loss_sum"] + np.cumsum(losses)
-    cum_w = run["weight_sum"] + np.cumsum(w)
+    cum_loss = np.empty(len(m))
+    K.running_logloss(run["loss_sum"], m, y, w, cum_loss)  # (the training kernels' sums)
+    cum_w = np.cumsum(np.concatenate([[run["weight_sum"]], w]))[1:]
     seconds = time.perf_counter() - t0
     while target <= before + len(m) and len(curve) < MAX_CURVE:
         j = target - before - 1

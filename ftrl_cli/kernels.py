@@ -682,7 +682,7 @@ def _to_state_impl(table, x):
 
 @njit(cache=True, nogil=True, error_model="numpy")  # IEEE division: see _weight_root
 def ftrl_online(indptr, ids, values, labels, weights, zn, bias_zn, cap,
-                alpha, beta, l1, l2, l2_shrinkage, p, bias_l1, bias_l2, use_bias, margins):
+                alpha, beta, l1, l2, l2_shrinkage, p, bias_l1, bias_l2, use_bias, margins, loss0=0.0):
     """Train per example (Algorithm 1), lazily: only the coordinates present in a row.
 
     # Assumes: every slot of ids is < len(zn) (ids < cap keep their slot, larger ids are
@@ -696,10 +696,11 @@ def ftrl_online(indptr, ids, values, labels, weights, zn, bias_zn, cap,
     Per-coordinate arithmetic runs in the state's precision: float64 is Algorithm 1 to the
     last bit; a float32 table also computes in float32 (as VW does: ~1.25x faster), while
     margins, the sigmoid and the loss stay float64.
-    Returns the sum of the rows' progressive log loss (weighted).
+    Returns loss0 plus the rows' progressive log loss (weighted), added row by row: pass the
+    running total as loss0 and it does not depend on where batches end.
     """
     nrows = len(indptr) - 1
-    loss = 0.0
+    loss = loss0
     maxlen = 0
     for r in range(nrows):
         ln = indptr[r + 1] - indptr[r]
@@ -807,6 +808,18 @@ def sigmoid_array(m, out):
 
 
 @njit(cache=True, nogil=True)
+def running_logloss(total, m, y, weights, out):
+    """out[i] = total + the weighted log losses of rows 0..i, added in order with the very
+    arithmetic ftrl_online and train_minibatch use (so a curve point matches their sums).
+
+    # Assumes: m, y, weights and out have the same length.
+    """
+    for i in range(len(m)):
+        total += weights[i] * _logloss(m[i], y[i])
+        out[i] = total
+
+
+@njit(cache=True, nogil=True)
 def logloss_sum(m, y, weights):
     """Weighted sum of log losses from margins m and 0/1 labels y."""
     s = 0.0
@@ -862,7 +875,7 @@ def _clip_norm(g, sumsq, c):
 
 @njit(cache=True, nogil=True)
 def train_minibatch(indptr, ids, values, y, sw, cap, B, lrs, it0, st, bst, ls, hp, fl,
-                    gbuf, mark, touched, margins):
+                    gbuf, mark, touched, margins, loss0=0.0):
     """Mini-batch training: per batch of B rows, the gradient of the mean weighted log loss,
     then one optimizer step (Keras 3 order: loss scale -> accumulation -> clip -> weight
     decay -> update -> EMA).
@@ -874,7 +887,7 @@ def train_minibatch(indptr, ids, values, y, sw, cap, B, lrs, it0, st, bst, ls, h
 
     dense (fl[FL_DENSE]=1): every allocated coordinate is updated each step (Keras);
     lazy: only the coordinates present in the batch (TF sparse ops, MXNet row_sparse).
-    Returns (summed weighted progressive log loss, steps taken). margins[r] gets the
+    Returns (loss0 + summed weighted progressive log loss, row by row; steps taken). margins[r] gets the
     margin of row r under the weights before its batch's step.
     """
     nrows = len(indptr) - 1
@@ -889,7 +902,7 @@ def train_minibatch(indptr, ids, values, y, sw, cap, B, lrs, it0, st, bst, ls, h
     beta, l1, l2, p = hp[HP_BETA], hp[HP_L1], hp[HP_L2], hp[HP_P]
     two_s = 2.0 * hp[HP_SHRINK]
     wd = hp[HP_WD]
-    loss = 0.0
+    loss = loss0
     step = 0
     r0 = 0
     while r0 < nrows:

@@ -117,8 +117,11 @@ class Model:
                 self._record_aliases(ids)
 
     # ---- learning ---------------------------------------------------------------------
-    def learn(self, indptr, ids, values, y, weights, max_id: int, margins: np.ndarray) -> float:
-        """Train on the rows (in order); returns their summed weighted progressive log loss.
+    def learn(self, indptr, ids, values, y, weights, max_id: int, margins: np.ndarray,
+              loss0: float = 0.0) -> float:
+        """Train on the rows (in order); returns loss0 plus their summed weighted progressive
+        log loss, added row by row (pass a running total as loss0: it then does not depend
+        on how the rows were cut into batches).
 
         margins[r] receives the margin each row was predicted with before learning from it.
         """
@@ -127,7 +130,7 @@ class Model:
         if c.online:
             return K.ftrl_online(indptr, ids, values, y, weights, self.st, self.bst, self.cap,
                                  c.alpha, c.beta, c.l1, c.l2, c.l2_shrinkage, c.p,
-                                 c.resolved_bias_l1, c.resolved_bias_l2, c.bias, margins)
+                                 c.resolved_bias_l1, c.resolved_bias_l2, c.bias, margins, loss0)
         rows = len(indptr) - 1
         steps = -(-rows // c.batch_size)
         lrs = learning_rates(c, self.iterations, steps, self.st.dtype)
@@ -137,7 +140,7 @@ class Model:
         gbuf, mark, touched = self._scratch
         loss, taken = K.train_minibatch(indptr, ids, values, y, weights, self.cap, c.batch_size, lrs,
                                         self.iterations, self.st, self.bst, self.ls, self._hp(),
-                                        self._flags(), gbuf, mark, touched, margins)
+                                        self._flags(), gbuf, mark, touched, margins, loss0)
         self.iterations += taken
         return loss
 
