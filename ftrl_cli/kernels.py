@@ -519,7 +519,10 @@ def canonicalize(indptr, ids, values, nrows):
 
 @njit(cache=True, nogil=True)
 def last_newline(buf, start, end):
-    """Index of the last b'\\n' in buf[start:end], or -1."""
+    """Index of the last b'\\n' in buf[start:end], or -1.
+
+    # Assumes: 0 <= start <= end <= len(buf).
+    """
     for i in range(end - 1, start - 1, -1):
         if buf[i] == 10:
             return i
@@ -761,7 +764,10 @@ def ftrl_online(indptr, ids, values, labels, weights, zn, bias_zn, cap,
 
 @njit(cache=True, nogil=True)
 def weights_from_state(zn, alpha, beta, l1, l2, p, out):
-    """out[i] = w_i computed from (z_i, n_i), in the state's precision (as ftrl_online)."""
+    """out[i] = w_i computed from (z_i, n_i), in the state's precision (as ftrl_online).
+
+    # Assumes: zn has shape (D, >= 2) with z, n in columns 0, 1; len(out) >= D.
+    """
     alpha_s, beta_s, p_s = _to_state(zn, alpha), _to_state(zn, beta), _to_state(zn, p)
     l1_s, l2_s = _to_state(zn, l1), _to_state(zn, l2)
     for i in range(zn.shape[0]):
@@ -803,6 +809,7 @@ def margins_state(indptr, ids, values, st, cap, online, alpha, beta, l1, l2, p, 
 
 @njit(cache=True, nogil=True)
 def sigmoid_array(m, out):
+    # Assumes: len(out) >= len(m).
     for i in range(len(m)):
         out[i] = _sigmoid(m[i])
 
@@ -822,6 +829,7 @@ def running_logloss(total, m, y, weights, out):
 @njit(cache=True, nogil=True)
 def logloss_sum(m, y, weights):
     """Weighted sum of log losses from margins m and 0/1 labels y."""
+    # Assumes: y and weights are as long as m.
     s = 0.0
     for i in range(len(m)):
         s += weights[i] * _logloss(m[i], y[i])
