@@ -923,6 +923,12 @@ def train_minibatch(indptr, ids, values, y, sw, cap, B, lrs, it0, st, bst, ls, h
         nt = 0
         gb = 0.0
         for r in range(r0, r1):
+            if r + 1 < nrows:  # fetch the next row's state and gradient slots meanwhile
+                for k in range(indptr[r + 1], indptr[r + 2]):
+                    s = _slot(ids[k], cap)
+                    prefetch_row(st, s)
+                    prefetch_row(gbuf, s)
+                    prefetch_row(mark, s)
             m = 0.0
             for k in range(indptr[r], indptr[r + 1]):
                 m += st[_slot(ids[k], cap), COL_W] * values[k]
@@ -1003,6 +1009,9 @@ def train_minibatch(indptr, ids, values, y, sw, cap, B, lrs, it0, st, bst, ls, h
             # ---- update ---------------------------------------------------------------
             if not novograd:
                 for t in range(nt):
+                    if t + 16 < nt:  # the touched slots are scattered: fetch ahead
+                        prefetch_row(st, touched[t + 16])
+                        prefetch_row(gbuf, touched[t + 16])
                     _ftrl_step(st, touched[t], gbuf[touched[t]], lr, beta, l1, l2, two_s, p)
                 if use_bias:
                     _ftrl_step(bst.reshape(1, -1), 0, gb, blr, beta, hp[HP_BIAS_L1], hp[HP_BIAS_L2], two_s, p)
