@@ -423,15 +423,14 @@ MAX_CURVE = 200
 FIRST_POINT = 128
 
 
+def _running_sums(total: float, x: np.ndarray) -> np.ndarray:
+    """total + x[0], total + x[0] + x[1], ...: added left to right (np.sum adds pairwise, so
+    its result would depend on where batches end)."""
+    return np.cumsum(np.concatenate([[total], x]))[1:]
+
+
 def _running_sum(total: float, x: np.ndarray) -> float:
-    """total + x[0] + x[1] + ..., left to right (np.sum adds pairwise, so its result would
-    depend on where batches end)."""
-    if not len(x):
-        return total
-    acc = np.empty(len(x) + 1)
-    acc[0] = total
-    acc[1:] = x
-    return float(np.cumsum(acc)[-1])
+    return float(_running_sums(total, x)[-1]) if len(x) else total
 
 
 def _curve_points(meta, run, m, y, w, t0, reporter):
@@ -444,7 +443,7 @@ def _curve_points(meta, run, m, y, w, t0, reporter):
         return
     cum_loss = np.empty(len(m))
     K.running_logloss(run["loss_sum"], m, y, w, cum_loss)  # (the training kernels' sums)
-    cum_w = np.cumsum(np.concatenate([[run["weight_sum"]], w]))[1:]
+    cum_w = _running_sums(run["weight_sum"], w)
     seconds = time.perf_counter() - t0
     while target <= before + len(m) and len(curve) < MAX_CURVE:
         j = target - before - 1

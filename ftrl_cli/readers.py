@@ -237,10 +237,18 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
         batch_max = -1
         texts = [] if with_comments else None
 
-        def batch():
+        def take_batch():
+            """The batch filled so far; the next one starts empty (in new arrays if fresh)."""
+            nonlocal r0, z0, batch_max, texts, labels, weights, indptr, ids, values
             w = weights[:r0]
-            return Batch(labels[:r0], indptr[: r0 + 1], ids[:z0], values[:z0], batch_max, offset + pos, line,
-                         src.raw_pos(), weights=w if (w != 1.0).any() else None, ids_text=texts)
+            b = Batch(labels[:r0], indptr[: r0 + 1], ids[:z0], values[:z0], batch_max, offset + pos, line,
+                      src.raw_pos(), weights=w if (w != 1.0).any() else None, ids_text=texts)
+            r0 = z0 = 0
+            batch_max = -1
+            texts = [] if with_comments else None
+            if fresh:
+                labels, weights, indptr, ids, values = _new_buffers(labels, weights, indptr, ids, values)
+            return b
 
         while True:
             if not eof:
@@ -277,12 +285,7 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                 if err == K.ERR_ROW_TOO_BIG:  # the next row does not fit
                     P[0] = z0  # (the kernel wrote 0 there)
                     if r0 and r0 % row_multiple == 0:
-                        yield batch()
-                        r0 = z0 = 0
-                        batch_max = -1
-                        texts = [] if with_comments else None
-                        if fresh:
-                            labels, weights, indptr, ids, values = _new_buffers(labels, weights, indptr, ids, values)
+                        yield take_batch()
                     else:
                         ids, values = _grown(ids, z0), _grown(values, z0)
                         slow = np.empty((2 * len(slow), 3), np.int64)
@@ -333,17 +336,12 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                     line += 1
                     pos = skip_to
                 if r0 == batch_rows or (stopped_early and not slow_full and r0 and r0 % row_multiple == 0):
-                    yield batch()
-                    r0 = z0 = 0
-                    batch_max = -1
-                    texts = [] if with_comments else None
-                    if fresh:
-                        labels, weights, indptr, ids, values = _new_buffers(labels, weights, indptr, ids, values)
+                    yield take_batch()
                 elif stopped_early and not slow_full:
                     ids, values = _grown(ids, z0), _grown(values, z0)  # finish the row multiple
             if eof:
                 if r0:
-                    yield batch()
+                    yield take_batch()
                 return
 
 
