@@ -507,15 +507,15 @@ def rss_phases(ds, env, a, wd):
     return out
 
 
-# (label, "tot"|"cum", file basename or None, function-name test) -- disjoint buckets of a profile
+# (label, "tot"|"cum", file basename, package folder or None, function-name test) -- disjoint buckets of a profile
 BUCKETS = [
     ("imports", "cum", None, lambda f: f == "_find_and_load"),
     ("Numba cache loads", "cum", None, lambda f: f == "_compile_for_args"),
-    ("parse_libsvm (Numba)", "tot", "kernels.py", lambda f: f == "parse_libsvm"),
-    ("ftrl_online (Numba)", "tot", "kernels.py", lambda f: f == "ftrl_online"),
-    ("margins_state (Numba)", "tot", "kernels.py", lambda f: f == "margins_state"),
-    ("weights_from_state (Numba)", "tot", "kernels.py", lambda f: f == "weights_from_state"),
-    ("format_g17 (Numba, predict's text)", "tot", "kernels.py", lambda f: f == "format_g17"),
+    ("parse_libsvm (Numba)", "tot", "kernels", lambda f: f == "parse_libsvm"),
+    ("ftrl_online (Numba)", "tot", "kernels", lambda f: f == "ftrl_online"),
+    ("margins_state (Numba)", "tot", "kernels", lambda f: f == "margins_state"),
+    ("weights_from_state (Numba)", "tot", "kernels", lambda f: f == "weights_from_state"),
+    ("format_g17 (Numba, predict's text)", "tot", "kernels", lambda f: f == "format_g17"),
     ("file reads (readinto)", "tot", None, lambda f: "readinto" in f),
     ("main thread waiting on the reader thread", "tot", None, lambda f: "acquire" in f and "lock" in f),
     ("checkpoint save (npz, sha256, fsync)", "cum", "checkpoint.py", lambda f: f == "save"),
@@ -541,7 +541,7 @@ def profile(cmd_args, env, wd, name, stdout_path=None, top=12):
         base = Path(fn).name
         rows.append({"func": f"{base}:{line}({func})" if line else func, "ncalls": nc, "tottime": tt, "cumtime": ct})
         for label, kind, file_, test in BUCKETS:
-            if (file_ is None or base == file_) and test(func):
+            if (file_ is None or file_ in (base, Path(fn).parent.name)) and test(func):
                 buckets[label] += tt if kind == "tot" else ct
     rows.sort(key=lambda x: -x["tottime"])
     split = [(k, v) for k, v in buckets.items() if v > 0.005]
@@ -551,11 +551,12 @@ def profile(cmd_args, env, wd, name, stdout_path=None, top=12):
 
 
 def source_stamp():
-    """mtimes of the measured ftrl_cli/*.py (the working tree, or the snapshot, which never
+    """mtimes of the measured ftrl_cli/**/*.py (the working tree, or the snapshot, which never
     changes): a change during the run means the results mix versions."""
     pp = os.environ.get("PYTHONPATH", "").split(os.pathsep)[0]
     root = Path(pp) if pp and (Path(pp) / "ftrl_cli").is_dir() else REPO
-    return {p.name: p.stat().st_mtime_ns for p in sorted((root / "ftrl_cli").glob("*.py"))}
+    pkg = root / "ftrl_cli"
+    return {str(p.relative_to(pkg)): p.stat().st_mtime_ns for p in sorted(pkg.rglob("*.py"))}
 
 
 def make_snapshot(rev, root):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import glob
 import os
 import signal
 import sys
@@ -25,7 +24,17 @@ from .errors import ConfigError, DataError, Interrupted, ModelError
 from .external import from_keras, from_mxnet, from_novograd, read_json
 from .model import Model
 from .progress import Reporter
-from .readers import BATCH_ROWS, display_name, iter_libsvm, open_data, prefetch
+from .readers import (
+    BATCH_ROWS,
+    NameMap,
+    check_inputs,
+    convert_to_parquet,
+    display_name,
+    expand_inputs,
+    input_format,
+    input_ids,
+    open_batches,
+)
 
 
 def start_numba_for_cli() -> None:
@@ -64,106 +73,10 @@ def resolve_config(model_dir, *, config_file=None, overrides=None, resume=False,
         raise ConfigError(str(e)) from None
 
 
-def _input_ids(inputs):
-    out = []
-    for path in inputs:
-        size = None if path == "-" else (os.path.getsize(path) if os.path.isfile(path) else None)
-        out.append({"path": path, "size": size})
-    return out
-
-
-def _check_inputs(inputs, passes):
-    if not inputs:
-        raise ConfigError("no input files given")
-    if "-" in inputs and (passes > 1 or len(inputs) > 1):
-        raise ConfigError("stdin ('-') can be read once only: use it alone with --passes 1, "
-                          "or give a file")
-    for path in inputs:  # fail before any training on a missing later file
-        _check_path(path)
-
-
-def _check_path(path):
-    if path != "-":
-        open_data(path).close()
-
-
-def expand_inputs(inputs) -> list:
-    """Paths as given; a pattern with * ? [ that is not itself a file expands (sorted)."""
-    out = []
-    for path in inputs:
-        if path != "-" and any(ch in path for ch in "*?[") and not os.path.exists(path):
-            matches = sorted(glob.glob(path))
-            if not matches:
-                raise DataError(f"{path}: no file matches this pattern")
-            out.extend(matches)
-        else:
-            out.append(path)
-    return out
-
-
-def input_format(path, config: Config) -> str:
-    """libsvm, parquet-sparse, parquet-wide, csv or tsv for this input."""
-    fmt = config.format
-    if fmt == "auto":
-        if path == "-":
-            return "libsvm"
-        from .tabular import detect_format
-
-        _check_path(path)
-        fmt = detect_format(path)
-    if fmt == "parquet":
-        from .tabular import parquet_layout
-
-        return "parquet-" + parquet_layout(path, config.indices_column)
-    return fmt
-
-
-def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_rows=BATCH_ROWS,
-                 on_bad=None, with_ids=False, names=None, shuffle_seed=None):
-    """Batches from one input in any format train reads, with the model's column and
-    hashing settings. Resume positions: bytes/lines for text, rows for tables.
-    shuffle_seed: a Parquet file's row groups are read in an order seeded by it."""
-    fmt = input_format(path, config)
-    if fmt == "libsvm":
-        # (skipped lines are counted as they are read: read ahead only when none can be)
-        ahead = _read_ahead() and on_bad is None
-        it = iter_libsvm(path, start_offset=start_offset, start_line=start_line, batch_rows=batch_rows,
-                         on_bad=on_bad, with_comments=with_ids, row_multiple=config.batch_size, fresh=ahead)
-        return prefetch(it, copy=False) if ahead else it
-    from . import tabular
-
-    if fmt == "parquet-sparse":
-        it = tabular.iter_parquet_sparse(
-            path, label=config.label_column, indices=config.indices_column, values=config.values_column,
-            weight=config.weight_column, id_column=config.id_column, batch_rows=batch_rows,
-            start_row=start_offset, shuffle_seed=shuffle_seed)
-        return prefetch(it, copy=False) if _read_ahead() else it  # (its batches own their arrays)
-    return tabular.iter_tabular(
-        path, fmt="parquet" if fmt == "parquet-wide" else fmt, label=config.label_column,
-        categorical=config.categorical, numeric=config.numeric, ignore=config.ignore or (),
-        interactions=[tuple(i) for i in config.interactions or ()], numeric_as=config.numeric_as,
-        header=config.header, columns=config.columns, bits=config.bits, batch_rows=batch_rows,
-        names=names, weight=config.weight_column, id_column=config.id_column, start_row=start_offset,
-        shuffle_seed=shuffle_seed if fmt == "parquet-wide" else None)
-
-
-def _read_ahead() -> bool:
-    """Parse the next batch in a thread while this one trains, when there is a second CPU
-    (FTRL_READ_AHEAD=0 turns it off)."""
-    if os.environ.get("FTRL_READ_AHEAD", "1") == "0":
-        return False
-    try:
-        return len(os.sched_getaffinity(0)) >= 2
-    except AttributeError:
-        return (os.cpu_count() or 1) >= 2
-
-
 def _names_for(model_dir, config, inputs):
     """The slot -> column=value map of a model trained on wide tables (None for libsvm)."""
     if all(input_format(p, config) in ("libsvm", "parquet-sparse") for p in inputs):
         return None
-    from .tabular import NameMap
-
     path = os.path.join(model_dir, NAMES)
     return NameMap.load(path) if os.path.exists(path) else NameMap()
 
@@ -217,7 +130,7 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
     if config is None:
         config = resolve_config(model_dir, config_file=config_file, overrides=overrides,
                                 resume=resume, external=external)
-    _check_inputs(inputs, config.passes)
+    check_inputs(inputs, config.passes)
 
     meta = None
     if resume and os.path.isdir(model_dir) and checkpoint.has_checkpoint(model_dir):
@@ -237,8 +150,8 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
         raise ModelError(f"{model_dir}: cannot create model directory ({e.strerror or e})") from None
     checkpoint.write_config(model_dir, config)
 
-    input_ids = _input_ids(inputs)
-    meta = _start_run(meta, input_ids, config)
+    ids_of_inputs = input_ids(inputs)
+    meta = _start_run(meta, ids_of_inputs, config)
     run = meta["run"]
     names = _names_for(model_dir, config, inputs)
     every = config.checkpoint_every
@@ -302,7 +215,7 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
                 for i in range(run["file"], len(inputs)):
                     path = inputs[order[i]]
                     reporter.start(f"pass {p + 1}/{config.passes} {display_name(path)}",
-                                   input_ids[order[i]]["size"])
+                                   ids_of_inputs[order[i]]["size"])
                     for b in open_batches(path, config, start_offset=run["offset"], start_line=run["line"],
                                           batch_rows=rows_per_batch, on_bad=on_bad, names=names,
                                           shuffle_seed=(config.seed, p, order[i]) if config.shuffle else None):
@@ -583,7 +496,7 @@ def iter_margins(model: Model, inputs, reporter: Reporter | None = None, with_id
     reporter = reporter or Reporter()
     bias_w = model.bias_weight()
     for path in inputs:
-        reporter.start(display_name(path), _input_ids([path])[0]["size"])
+        reporter.start(display_name(path), input_ids([path])[0]["size"])
         for b in open_batches(path, model.config, with_ids=with_ids):
             m = model.margins(b.indptr, b.ids, b.values, bias_w)
             reporter.advance(b.raw_bytes, b.rows, 0.0)
@@ -621,7 +534,7 @@ def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: fl
         raise ConfigError(f"output must be proba, margin or label, got {output!r}")
     output = "margin" if raw else output
     inputs = expand_inputs(inputs)
-    _check_inputs(inputs, 1)
+    check_inputs(inputs, 1)
     model = load_model(model_dir, read_overrides)
     out = out or sys.stdout.buffer
     count = 0
@@ -658,7 +571,7 @@ def evaluate(model_dir, inputs, *, threshold: float = 0.5, per_file: bool = Fals
     """Metrics of the model on labelled inputs (see metrics.summary); with per_file, also
     one summary per input under "files"."""
     inputs = expand_inputs(inputs)
-    _check_inputs(inputs, 1)
+    check_inputs(inputs, 1)
     model = load_model(model_dir, read_overrides)
     parts = {path: ([], [], []) for path in inputs}
     try:
@@ -692,8 +605,6 @@ def _load_names(model_dir):
     path = os.path.join(model_dir, NAMES)
     if not os.path.exists(path):
         return None
-    from .tabular import NameMap
-
     return NameMap.load(path)
 
 
@@ -784,17 +695,15 @@ def convert(inputs, out_path, config: Config | None = None, *, overrides=None,
     values[, weight]): the parsed-data cache. Training from it gives the same model, bit
     for bit, as training from the inputs (with the same column and hashing settings).
     compression: lz4 (the default: decodes ~1.6x faster than zstd), zstd, snappy or none."""
-    from .tabular import convert_to_parquet
-
     config = config or Config().replace(**{k: v for k, v in (overrides or {}).items() if v is not None})
     inputs = expand_inputs(inputs)
-    _check_inputs(inputs, 1)
+    check_inputs(inputs, 1)
     reporter = reporter or Reporter()
     has_weights = config.weight_column is not None
 
     def batches():
         for path in inputs:
-            reporter.start(f"convert {display_name(path)}", _input_ids([path])[0]["size"])
+            reporter.start(f"convert {display_name(path)}", input_ids([path])[0]["size"])
             for b in open_batches(path, config):
                 reporter.advance(b.raw_bytes, b.rows, 0.0)
                 yield b

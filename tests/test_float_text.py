@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ftrl_cli.api import format_floats
-from ftrl_cli.kernels import BYTES_PER_VALUE, _digits17, format_g17
+from ftrl_cli.kernels import BYTES_PER_VALUE, format_g17
+from ftrl_cli.kernels.floatfmt import _digits17
 
 
 def py_bytes(x):

@@ -147,8 +147,7 @@ def test_cost_weights_in_text(tmp_path):
 
 def test_shuffled_row_groups_are_reproducible_and_resumable(tmp_path, monkeypatch):
     from ftrl_cli import api, checkpoint
-    from ftrl_cli.readers import iter_libsvm
-    from ftrl_cli.tabular import convert_to_parquet
+    from ftrl_cli.readers import convert_to_parquet, iter_libsvm
 
     pq = tmp_path / "rg.parquet"
     convert_to_parquet(iter_libsvm(str(SAMPLE_TRAIN)), str(pq), row_group_rows=500)  # 14 row groups

@@ -379,7 +379,7 @@ def test_row_with_more_slow_numbers_than_max_slow(tmp_path, monkeypatch):
             assert np.prod(shape) < 1 << 24, "runaway allocation"
             return np.empty(shape, dtype)
 
-    monkeypatch.setattr(readers, "np", CappedNumpy())
+    monkeypatch.setattr(readers.libsvm, "np", CappedNumpy())  # (the module that allocates)
     toks = [f"0.{k:05d}12345678901234567891" for k in range(1, 5001)]  # 25 digits: slow path
     data = ("1 " + " ".join(f"{i}:{t}" for i, t in enumerate(toks)) + "\n").encode()
     p = read_all(write(tmp_path, data), batch_nnz=1 << 14)

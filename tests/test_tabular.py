@@ -1,4 +1,4 @@
-"""Parquet and CSV/TSV input (ftrl_cli.tabular): sparse Parquet, wide tables hashed with
+"""Parquet and CSV/TSV input (ftrl_cli.readers): sparse Parquet, wide tables hashed with
 MurmurHash3, the name map, format detection and the Parquet writer."""
 
 import gzip
@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ftrl_cli import kernels as H
-from ftrl_cli import tabular as T
+from ftrl_cli import readers as T
 from ftrl_cli.errors import ConfigError, DataError
 from ftrl_cli.readers import iter_libsvm
 
@@ -614,9 +614,9 @@ def test_memory_is_bounded_by_the_batch(tmp_path, monkeypatch):
 
 
 def test_libsvm_use_never_imports_pyarrow():
-    code = ("import sys, ftrl_cli.tabular, ftrl_cli.kernels\n"
+    code = ("import sys, ftrl_cli.readers, ftrl_cli.kernels\n"
             "from ftrl_cli.readers import iter_libsvm\n"
-            f"assert ftrl_cli.tabular.detect_format({str(AGARICUS)!r}) == 'libsvm'\n"
+            f"assert ftrl_cli.readers.detect_format({str(AGARICUS)!r}) == 'libsvm'\n"
             f"rows = sum(b.rows for b in iter_libsvm({str(AGARICUS)!r}))\n"
             "assert 'pyarrow' not in sys.modules, 'pyarrow was imported'\n"
             "print(rows)\n")
@@ -626,7 +626,7 @@ def test_libsvm_use_never_imports_pyarrow():
 
 _CHILD = r"""
 import sys, numpy as np
-from ftrl_cli import tabular as T
+from ftrl_cli import readers as T
 h = 0
 for b in T.iter_tabular(sys.argv[1], label="click", ignore=["id"], bits=22, interactions=["C1^site_id"]):
     h = (h * 1000003 + int(np.sum(b.ids * np.arange(1, len(b.ids) + 1)) % (1 << 61))) % (1 << 61)

@@ -1,5 +1,5 @@
-"""Input: open files (plain, gzip, bzip2, xz, zstd, or stdin as `-`) and stream libsvm
-text as CSR batches parsed inside Numba. Nothing is done per line in Python.
+"""libsvm/svmlight text (plain, gzip, bzip2, xz, zstd, or stdin as `-`) streamed as CSR
+batches parsed inside Numba (kernels/libsvm.py). Nothing is done per line in Python.
 
 Rules (see README "Input format"):
 - a line is `label [qid:N] id:value ...  [# comment]`; blank and comment lines are skipped;
@@ -13,169 +13,24 @@ Rules (see README "Input format"):
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
-import os
-import re
-import sys
-import zlib
-from dataclasses import dataclass
-
 import numpy as np
 
-from . import kernels as K
-from .errors import DataError
+from .. import kernels as K
+from ..errors import DataError
+from .batch import BATCH_ROWS, Batch
+from .errors import _error
+from .source import InputStream
 
 CHUNK_BYTES = 8 << 20  # read buffer; grows for longer lines up to MAX_LINE_BYTES
+
+
 MAX_LINE_BYTES = 256 << 20
-BATCH_ROWS = 1 << 14  # rows per batch: small enough that read-ahead costs little memory
+
+
 BATCH_NNZ = 1 << 20
+
+
 MAX_SLOW = 4096
-
-_MESSAGES = {
-    K.ERR_LABEL: "label {tok} is not a number; each line must start with a numeric label (1/0, +1/-1)",
-    K.ERR_INDEX: "feature {tok} is not id:value with a non-negative integer id",
-    K.ERR_NO_VALUE: "feature {tok} has no value; write id:value (e.g. 7:1)",
-    K.ERR_VALUE: "feature value in {tok} is not a number",
-    K.ERR_INDEX_RANGE: "feature id in {tok} is too large (ids must be < 2**62)",
-    K.ERR_BYTE: "unexpected byte {byte} (only ASCII is allowed outside # comments; is this a text libsvm file?)",
-    K.ERR_NO_LABEL: "line starts with the feature {tok}: the label is missing",
-    K.ERR_NAN: "{what} {tok} is not a finite number",
-    K.ERR_COST: "{tok}: the weight must be a number >= 0 (cost:0.5)",
-}
-
-_MAGIC = (
-    (b"\x1f\x8b", "gzip"),
-    (b"BZh", "bzip2"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-    (b"PAR1", "parquet"),
-)
-
-
-@dataclass
-class Batch:
-    """A CSR batch. Arrays are views into reused buffers: valid until the next batch."""
-
-    labels: np.ndarray  # float64[rows], as written
-    indptr: np.ndarray  # int64[rows + 1]
-    ids: np.ndarray  # int64[nnz], feature ids as written
-    values: np.ndarray  # float64[nnz]
-    max_id: int  # -1 when the batch has no features
-    end_offset: int  # bytes of (decompressed) input consumed after this batch
-    end_line: int  # lines consumed after this batch
-    raw_bytes: int  # bytes of the file on disk read so far (progress)
-    weights: np.ndarray | None = None  # float64[rows] importance weights; None = all 1
-    ids_text: list | None = None  # per row: the text after '#' (libsvm) or the id column
-
-    @property
-    def rows(self) -> int:
-        return len(self.labels)
-
-
-def display_name(path: str) -> str:
-    return "<stdin>" if path == "-" else path
-
-
-def open_data(path: str):
-    """open(path, "rb"), with a missing file, a directory or no permission reported as a
-    one-line DataError (the one place that words these messages)."""
-    try:
-        if os.path.isdir(path):
-            raise DataError(f"{path}: is a directory, not a data file")
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot open ({e.strerror or e})") from None
-
-
-class InputStream:
-    """A binary stream over a path, decompressing by magic bytes. Use as a context manager."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.name = display_name(path)
-        self._raw = None
-        if path == "-":
-            self._raw = sys.stdin.buffer
-            head = self._raw.peek(8)[:8] if hasattr(self._raw, "peek") else b""
-        else:
-            self._raw = open_data(path)
-            try:
-                head = self._raw.read(8)
-                self._raw.seek(0)
-            except OSError as e:
-                self._raw.close()
-                raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
-        self.kind = "text"
-        for magic, kind in _MAGIC:
-            if head.startswith(magic):
-                self.kind = kind
-        if self.kind == "parquet":
-            self.close()
-            raise DataError(f"{self.name}: this is a Parquet file, not libsvm text")
-        self.size = os.fstat(self._raw.fileno()).st_size if path != "-" else 0
-        if self.kind == "gzip":
-            self.f = gzip.GzipFile(fileobj=self._raw, mode="rb")
-        elif self.kind == "bzip2":
-            self.f = bz2.BZ2File(self._raw, mode="rb")
-        elif self.kind == "xz":
-            self.f = lzma.LZMAFile(self._raw, mode="rb")
-        elif self.kind == "zstd":
-            import pyarrow as pa  # zstd without another dependency
-
-            self.f = pa.CompressedInputStream(pa.PythonFile(self._raw, mode="r"), "zstd")
-        else:
-            self.f = self._raw
-
-    def raw_pos(self) -> int:
-        try:
-            return self._raw.tell()
-        except (OSError, ValueError):
-            return 0
-
-    def readinto(self, mv) -> int:
-        try:
-            return self.f.readinto(mv)
-        except EOFError:
-            raise DataError(f"{self.name}: {self.kind} stream ends early (truncated file?)") from None
-        except (OSError, zlib.error, lzma.LZMAError, ValueError) as e:
-            if self.kind == "text":
-                raise DataError(f"{self.name}: read error ({e})") from None
-            raise DataError(f"{self.name}: corrupt {self.kind} data ({e})") from None
-
-    def skip(self, nbytes: int) -> None:
-        """Advance nbytes into the decompressed stream (resume)."""
-        if nbytes <= 0:
-            return
-        if self.kind == "text" and self.path != "-":
-            self.f.seek(nbytes)
-            return
-        scratch = bytearray(1 << 20)
-        mv = memoryview(scratch)
-        left = nbytes
-        while left > 0:
-            got = self.readinto(mv[: min(left, len(scratch))])
-            if got == 0:
-                raise DataError(f"{self.name}: ends before the resume position (byte {nbytes})")
-            left -= got
-
-    def close(self):
-        if self._raw is not None and self._raw is not sys.stdin.buffer:
-            self._raw.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-_TOKEN = re.compile(rb"[^\s#]*")
 
 
 def _full_token(buf: np.ndarray, pos: int, end: int) -> bytes:
@@ -184,21 +39,6 @@ def _full_token(buf: np.ndarray, pos: int, end: int) -> bytes:
     while stop < end and int(buf[stop]) not in b" \t\r\n\x0b\x0c#":
         stop += 1
     return bytes(buf[pos:stop])
-
-
-def _token(buf: np.ndarray, pos: int, end: int) -> bytes:
-    """The token at pos, shortened for messages."""
-    t = _TOKEN.match(bytes(buf[pos:min(end, pos + 41)])).group(0)
-    return t if len(t) <= 40 else t[:40] + b"..."
-
-
-def _error(name, code, buf, err_pos, line_start, end, line_no, what="value"):
-    tok = _token(buf, err_pos, end)
-    msg = _MESSAGES.get(code, "cannot parse").format(
-        tok=repr(tok.decode("ascii", "backslashreplace")), byte=f"0x{buf[err_pos]:02x}", what=what
-    )
-    col = err_pos - line_start + 1
-    return DataError(f"{name}:{line_no}:{col}: {msg}")
 
 
 def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
@@ -407,50 +247,3 @@ def _resolve_slow(buf, slow, labels, values, end, name, seg_start, line_base, in
         else:
             weights[at] = v
     return sorted(bad)
-
-
-def _own(b: Batch) -> Batch:
-    """A copy of a batch that no longer shares the reader's reused buffers."""
-    return Batch(b.labels.copy(), b.indptr.copy(), b.ids.copy(), b.values.copy(), b.max_id, b.end_offset,
-                 b.end_line, b.raw_bytes, None if b.weights is None else b.weights.copy(), b.ids_text)
-
-
-def prefetch(batches, depth: int = 2, copy: bool = True):
-    """Iterate `batches` in a background thread, `depth` batches ahead: the Numba parser
-    releases the GIL, so parsing the next batch overlaps training on this one. Order and
-    content are unchanged; an exception in the reader is raised here, in order.
-    copy=False when each batch already owns its arrays (iter_libsvm(fresh=True), Parquet)."""
-    import queue
-    import threading
-
-    q = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def work():
-        try:
-            for b in batches:
-                if stop.is_set():
-                    return
-                q.put(_own(b) if copy else b)
-            q.put(done)
-        except BaseException as e:  # handed to the consumer
-            q.put(e)
-
-    t = threading.Thread(target=work, name="ftrl-reader", daemon=True)
-    t.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while t.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                t.join(0.01)

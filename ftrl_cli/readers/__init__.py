@@ -1,0 +1,39 @@
+"""Input: every format ftrl reads, turned into CSR `Batch`es. Nothing is done per row in
+Python; pyarrow is imported only when a Parquet or CSV file is read.
+
+    source.py          paths, globs, compression and format detection; open_batches(), the
+                       one entry point: any input -> Batches, read with a model's settings
+    batch.py           the Batch type; prefetch (read-ahead in a thread)
+    libsvm.py          libsvm/svmlight text (parsed in kernels/libsvm.py)
+    parquet_sparse.py  sparse Parquet (label, indices, values): read, and written by convert
+    wide.py            wide Parquet and CSV/TSV tables, hashed column=value features
+    arrow.py           pyarrow helpers shared by the two Parquet readers and CSV
+    names.py           NameMap: slot -> column=value names of hashed tables (names.tsv)
+    errors.py          how input errors are worded (file:line:col: ...)
+"""
+
+from .batch import BATCH_ROWS, Batch, prefetch
+from .libsvm import CHUNK_BYTES, iter_libsvm
+from .names import NAME_MAP_ENTRIES, NameMap
+from .parquet_sparse import convert_to_parquet, iter_parquet_sparse, sparse_schema
+from .source import (
+    FORMATS,
+    InputStream,
+    check_inputs,
+    detect_format,
+    display_name,
+    expand_inputs,
+    input_format,
+    input_ids,
+    open_batches,
+    open_data,
+    parquet_layout,
+)
+from .wide import NUMERIC_AS, iter_tabular
+
+__all__ = [
+    "BATCH_ROWS", "Batch", "prefetch", "CHUNK_BYTES", "iter_libsvm", "NAME_MAP_ENTRIES", "NameMap",
+    "convert_to_parquet", "iter_parquet_sparse", "sparse_schema", "FORMATS", "InputStream",
+    "check_inputs", "detect_format", "display_name", "expand_inputs", "input_format", "input_ids",
+    "open_batches", "open_data", "parquet_layout", "NUMERIC_AS", "iter_tabular",
+]

@@ -1,0 +1,426 @@
+"""WIDE tables (`iter_tabular`): Parquet or CSV/TSV (with or without a header line) with a
+  label column; every other column becomes features, hashed to ids < 2**bits by
+  MurmurHash3 of `column=value` (see kernels/hashing.py for the exact bytes):
+    * string, integer, boolean, date/time columns are categorical: one feature
+      `column=value` with value 1 per non-empty cell;
+    * float/decimal columns are numeric: by default one feature `column` with the cell's
+      value (numeric_as="value"), or `column=<value as text>` (numeric_as="categorical"),
+      or `column=<log2 bin>` (numeric_as="bin"), or `column=<x if x <= 2 else floor(ln(x)^2)>`
+      (numeric_as="logsq", the Criteo-Kaggle count buckets);
+    * nulls, NaN, empty strings (and zeros of numeric values) are skipped;
+    * `interactions` adds crosses of columns like VW's -q: `a=va^b=vb`.
+  With `categorical`/`numeric` lists only the listed columns are features ("*" in a list
+  stands for every column not otherwise named); `ignore` drops columns.
+
+CSV/TSV are read with pyarrow's streaming reader (`pyarrow.csv.open_csv`): the first block
+decides which columns are numeric (float) — unless `numeric` says — then the file is read
+again with categorical columns as text and numeric ones as float64, so an integer column
+in CSV (text "42") and in Parquet (int64 42) give the same ids.
+
+Batches hold exactly `batch_rows` rows (the last one fewer). For Parquet and CSV alike,
+Batch.end_offset and Batch.end_line are the rows consumed from the start of the file, so
+a run resumes with `start_row=batch.end_offset` (for Parquet, only the row groups from
+there on are read). raw_bytes is progress: bytes of the file read (CSV) or the file size
+times the fraction of rows read (Parquet). Memory is bounded by one batch and the Parquet
+row group being decoded: whole files are never read into a table.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import kernels as K
+from ..errors import ConfigError, DataError
+from .arrow import (
+    BATCH_ROWS,
+    _fixed_values,
+    _float64,
+    _id_text,
+    _need_columns,
+    _numbers,
+    _open_parquet,
+    _pa,
+    _parquet_batches,
+    _parquet_progress,
+    _pc,
+    _rechunk,
+    _string_buffers,
+    _valid,
+)
+from .batch import Batch
+from .errors import _arrow_errors, _one_line
+from .names import NameMap
+from .source import InputStream, detect_format, display_name
+
+NUMERIC_AS = ("value", "categorical", "bin", "logsq")
+
+
+# ---------------------------------------------------------------------------------------
+# wide tables: plan
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Col:
+    name: str
+    kind: str  # "cat" (column=value), "num" (column, x), "bin" (column=log2 bin)
+    numeric: bool  # numeric (listed, or of float type): read as float64 from CSV
+
+
+@dataclass
+class _Plan:
+    label: str
+    weight: str | None
+    id_column: str | None
+    singles: list  # [_Col]
+    crosses: list  # [tuple[_Col, ...]]
+    read: list  # every column to read, in file order
+
+    @property
+    def members(self) -> dict:
+        out = {c.name: c for c in self.singles}
+        for cross in self.crosses:
+            for c in cross:
+                out.setdefault(c.name, c)
+        return out
+
+
+def _auto_numeric(pa, t) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+def _supported(pa, t) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return not (pa.types.is_nested(t))
+
+
+def _norm_list(x, what):
+    if x is None:
+        return None
+    if isinstance(x, str):
+        x = [s for s in re.split(r"[,\s]+", x) if s]
+    out = list(x)
+    for c in out:
+        if not isinstance(c, str):
+            raise ConfigError(f"{what}: column names must be strings, got {c!r}")
+    return out
+
+
+def _norm_interactions(interactions):
+    out = []
+    for it in interactions or ():
+        members = [s for s in re.split(r"[\^,\s]+", it) if s] if isinstance(it, str) else list(it)
+        if len(members) < 2:
+            raise ConfigError(f"interaction {it!r} needs two or more columns (a^b)")
+        out.append(tuple(members))
+    return out
+
+
+def _make_plan(pa, name, schema, *, label, categorical, numeric, ignore, interactions, numeric_as,
+               weight, id_column) -> _Plan:
+    names = list(schema.names)
+    types = {f.name: f.type for f in schema}
+    categorical = _norm_list(categorical, "categorical")
+    numeric = _norm_list(numeric, "numeric")
+    ignore = _norm_list(ignore, "ignore") or []
+    crosses = _norm_interactions(interactions)
+    special = [c for c in (label, weight, id_column) if c is not None]
+    listed = [c for c in (categorical or []) + (numeric or []) if c != "*"]
+    both = set(categorical or []) & set(numeric or []) - {"*"}
+    if both:
+        raise ConfigError(f"column '{sorted(both)[0]}' is listed as both categorical and numeric")
+    for c in listed:
+        if c in ignore:
+            raise ConfigError(f"column '{c}' is listed as a feature and as ignored")
+        if c in special:
+            raise ConfigError(f"column '{c}' is the label, weight or id column; it cannot be a feature")
+    _need_columns(name, names, [(label, "label"), (weight, "weight"), (id_column, "id")]
+                  + [(c, "categorical") for c in categorical or [] if c != "*"]
+                  + [(c, "numeric") for c in numeric or [] if c != "*"]
+                  + [(c, "ignore") for c in ignore]
+                  + [(c, "interaction") for cross in crosses for c in cross])
+    for cross in crosses:
+        for c in cross:
+            if c in special:
+                raise ConfigError(f"column '{c}' is the label, weight or id column; it cannot be in an interaction")
+    rest = [c for c in names if c not in special and c not in ignore and c not in listed]
+    if categorical is None and numeric is None:
+        auto = rest
+        star_kind = None
+    else:
+        star_cat = "*" in (categorical or [])
+        star_num = "*" in (numeric or [])
+        if star_cat and star_num:
+            raise ConfigError("'*' can stand in the categorical or the numeric list, not both")
+        auto = []
+        star_kind = "cat" if star_cat else "num" if star_num else None
+
+    def kind_of(c):
+        """(is_numeric, kind) for column c."""
+        if numeric is not None and c in numeric:
+            is_num = True
+        elif categorical is not None and c in categorical:
+            is_num = False
+        elif star_kind is not None and c in rest:
+            is_num = star_kind == "num"
+        else:
+            is_num = _auto_numeric(pa, types[c])
+        if not _supported(pa, types[c]):
+            raise DataError(f"{name}: column '{c}' has type {types[c]}, which cannot be a feature "
+                            "(ignore it)")
+        if not is_num:
+            # a float column listed as categorical is still read as float64 from CSV, so
+            # its text is rendered as for a Parquet float column ("0.50" -> "0.5")
+            return _Col(c, "cat", _auto_numeric(pa, types[c]))
+        return _Col(c, {"value": "num", "categorical": "cat", "bin": "bin", "logsq": "logsq"}[numeric_as], True)
+
+    chosen = set(listed) | set(auto) | (set(rest) if star_kind else set())
+    singles = [kind_of(c) for c in names if c in chosen]
+    cross_cols = [tuple(kind_of(c) for c in cross) for cross in crosses]
+    need = set(special) | {c.name for c in singles} | {c.name for cr in cross_cols for c in cr}
+    return _Plan(label, weight, id_column, singles, cross_cols, [c for c in names if c in need])
+
+
+# ---------------------------------------------------------------------------------------
+# wide tables: hashing one record batch
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class _Arena:
+    off: np.ndarray
+    data: np.ndarray
+    present: np.ndarray
+    vals: np.ndarray | None  # None = all 1
+
+
+def _arena(pa, arr, col: _Col, name, row0) -> _Arena:
+    """The keys (and values) of one column of a batch, rendered in Numba."""
+    n = len(arr)
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        arr = arr.dictionary_decode()
+        t = arr.type
+    off = np.empty(n + 1, np.int64)
+    present = np.empty(n, np.uint8)
+    if pa.types.is_null(t):
+        off[:] = 0
+        present[:] = 0
+        return _Arena(off, np.zeros(1, np.uint8), present, None)
+    if col.kind == "cat" and not col.numeric or col.kind == "cat" and pa.types.is_integer(t):
+        prefix = np.frombuffer((col.name + "=").encode("utf-8"), np.uint8)
+        if pa.types.is_integer(t):
+            big = pa.types.is_uint64(t) and (_pc().max(arr).as_py() or 0) >= 1 << 63
+            if big:
+                arr, t = arr.cast(pa.large_string()), pa.large_string()
+            else:
+                a = arr.cast(pa.int64())
+                data = np.empty(max(n * (len(prefix) + K.MAX_INT_TEXT), 1), np.uint8)
+                K.render_ints(prefix, _fixed_values(a, np.int64), _valid(a), off, data, present)
+                return _Arena(off, data, present, None)
+        if pa.types.is_floating(t) or pa.types.is_decimal(t):
+            a = arr.cast(pa.float64())
+            data = np.empty(max(n * (len(prefix) + K.MAX_FLOAT_TEXT), 1), np.uint8)
+            K.render_floats(prefix, _fixed_values(a, np.float64), _valid(a), off, data, present)
+            return _Arena(off, data, present, None)
+        if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
+                or pa.types.is_large_binary(t)):
+            try:
+                arr = arr.cast(pa.large_string())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise DataError(f"{name}: column '{col.name}' of type {t} cannot be read as text "
+                                f"({_one_line(e)})") from None
+        offsets, src = _string_buffers(pa, arr)
+        size = n * len(prefix) + int(offsets[n] - offsets[0])
+        data = np.empty(max(size, 1), np.uint8)
+        K.render_strings(prefix, offsets, src, _valid(arr), off, data, present)
+        return _Arena(off, data, present, None)
+    # numeric columns: value, bin, or categorical text of the float
+    a = _float64(pa, arr, name, col.name, "numeric")
+    x = _fixed_values(a, np.float64)
+    valid = _valid(a)
+    if col.kind == "cat":
+        prefix = np.frombuffer((col.name + "=").encode("utf-8"), np.uint8)
+        data = np.empty(max(n * (len(prefix) + K.MAX_FLOAT_TEXT), 1), np.uint8)
+        K.render_floats(prefix, x, valid, off, data, present)
+        return _Arena(off, data, present, None)
+    if col.kind in ("bin", "logsq"):
+        prefix = np.frombuffer((col.name + "=").encode("utf-8"), np.uint8)
+        data = np.empty(max(n * (len(prefix) + K.MAX_FLOAT_TEXT + 1), 1), np.uint8)
+        got = K.render_bins(prefix, x, valid, off, data, present, col.kind == "logsq")
+        vals = None
+    else:
+        key = np.frombuffer(col.name.encode("utf-8"), np.uint8)
+        data = np.empty(max(n * len(key), 1), np.uint8)
+        vals = np.empty(n, np.float64)
+        got = K.numeric_tokens(key, x, valid, off, data, present, vals)
+    if got < 0:
+        r = -got - 1
+        raise DataError(f"{name}: row {row0 + r + 1}: column '{col.name}' is {x[r]}, not a finite number")
+    return _Arena(off, data, present, vals)
+
+
+def _cross(a: _Arena, b: _Arena) -> _Arena:
+    n = len(a.present)
+    off = np.empty(n + 1, np.int64)
+    present = np.empty(n, np.uint8)
+    vals = np.empty(n, np.float64)
+    data = np.empty(max(int(a.off[n] + b.off[n]) + n, 1), np.uint8)
+    ones = np.ones(n)
+    K.cross_tokens(a.off, a.data, a.present, ones if a.vals is None else a.vals,
+                   b.off, b.data, b.present, ones if b.vals is None else b.vals,
+                   off, data, present, vals)
+    return _Arena(off, data, present, vals)
+
+
+def _wide_batch(pa, rb, plan: _Plan, mask: int, names: NameMap | None, name: str, row0: int,
+                progress: int, end_row: int) -> Batch:
+    n = rb.num_rows
+    col_index = {f.name: i for i, f in enumerate(rb.schema)}
+    labels = _numbers(pa, rb.column(col_index[plan.label]), name, plan.label, "label", row0)
+    w = None
+    if plan.weight is not None:
+        w = _numbers(pa, rb.column(col_index[plan.weight]), name, plan.weight, "weight", row0, nonneg=True)
+    arenas = {c: _arena(pa, rb.column(col_index[c]), col, name, row0) for c, col in plan.members.items()}
+    sources = [arenas[c.name] for c in plan.singles]
+    for cross in plan.crosses:
+        acc = arenas[cross[0].name]
+        for c in cross[1:]:
+            acc = _cross(acc, arenas[c.name])
+        sources.append(acc)
+    nsrc = len(sources)
+    tok_ids = np.empty((nsrc, n), np.int64)
+    tok_vals = np.ones((nsrc, n), np.float64)
+    fp = np.empty(n, np.int64) if names is not None else None
+    for j, s in enumerate(sources):
+        K.hash_tokens(s.off, s.data, s.present, K.HASH_SEED, mask, tok_ids[j])
+        if s.vals is not None:
+            tok_vals[j] = s.vals
+        if names is not None:
+            K.hash_tokens(s.off, s.data, s.present, K.FINGERPRINT_SEED, 0xFFFFFFFF, fp)
+            names.observe(tok_ids[j], fp, s.off, s.data)
+    indptr = np.empty(n + 1, np.int64)
+    ids = np.empty(max(nsrc * n, 1), np.int64)
+    values = np.empty(max(nsrc * n, 1), np.float64)
+    nnz, max_id = K.assemble_csr(tok_ids, tok_vals, indptr, ids, values)
+    nnz = K.canonicalize(indptr, ids, values, n)
+    ids_text = _id_text(pa, rb.column(col_index[plan.id_column])) if plan.id_column is not None else None
+    return Batch(labels, indptr, ids[:nnz], values[:nnz], int(max_id), end_row, end_row, progress,
+                 weights=w, ids_text=ids_text)
+
+
+# ---------------------------------------------------------------------------------------
+# wide tables: readers
+# ---------------------------------------------------------------------------------------
+
+def _csv_options(fmt, header, columns, delimiter, types=None, include=None, block_size=1 << 20):
+    import pyarrow.csv as pcsv
+
+    delim = delimiter or ("\t" if fmt == "tsv" else ",")
+    ro = pcsv.ReadOptions(
+        block_size=block_size,
+        column_names=list(columns) if columns else None,
+        autogenerate_column_names=not header and not columns,
+        skip_rows=1 if header and columns else 0,
+    )
+    po = pcsv.ParseOptions(delimiter=delim, quote_char=False if delim == "\t" else '"')
+    co = pcsv.ConvertOptions(column_types=types or None, include_columns=include,
+                             strings_can_be_null=False)
+    return ro, po, co
+
+
+def _open_csv(path, fmt, header, columns, delimiter, types=None, include=None):
+    """(InputStream, pyarrow CSV StreamingReader) over a possibly compressed text file."""
+    pa = _pa()
+    import pyarrow.csv as pcsv
+
+    src = InputStream(path)
+    try:
+        ro, po, co = _csv_options(fmt, header, columns, delimiter, types, include)
+        with _arrow_errors(display_name(path)):
+            reader = pcsv.open_csv(pa.PythonFile(src.f, mode="r"), read_options=ro,
+                                   parse_options=po, convert_options=co)
+    except BaseException:
+        src.close()
+        raise
+    return src, reader
+
+
+def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", categorical=None,
+                 numeric=None, ignore=(), interactions=(), numeric_as: str = "value",
+                 header: bool = True, columns=None, bits: int = 24, batch_rows: int = BATCH_ROWS,
+                 names: NameMap | None = None, weight: str | None = None,
+                 id_column: str | None = None, delimiter: str | None = None, start_row: int = 0,
+                 shuffle_seed=None):
+    """Yield hashed Batches (ids < 2**bits) from a wide Parquet or CSV/TSV file (module doc).
+
+    fmt: "parquet", "csv" or "tsv" (None: detect_format). label: the label column
+    (positive iff > 0). categorical / numeric: lists of columns (or comma-separated
+    strings) that select the features and their kind; "*" = every other column; None for
+    both = every column, typed automatically. ignore: columns never used as single
+    features. interactions: crosses, each "a^b" or ("a", "b") (two or more columns).
+    numeric_as: "value" | "categorical" | "bin" for numeric columns. header / columns:
+    CSV/TSV only: whether the first line names the columns; `columns` gives the names
+    (and replaces a header line). names: a NameMap to fill with slot -> `column=value`.
+    weight / id_column: optional weight column (Batch.weights) and id column
+    (Batch.ids_text, one str per row), never features. delimiter: overrides , or TAB. start_row: resume
+    (= a batch's end_offset). shuffle_seed: Parquet only, read the row groups in a seeded order.
+    """
+    pa = _pa()
+    if numeric_as not in NUMERIC_AS:
+        raise ConfigError(f"numeric_as must be one of {', '.join(NUMERIC_AS)}, got {numeric_as!r}")
+    if not isinstance(bits, int) or not 1 <= bits <= 40:
+        raise ConfigError(f"bits must be an integer in 1..40, got {bits}")
+    if batch_rows < 1:
+        raise ConfigError(f"batch_rows must be >= 1, got {batch_rows}")
+    mask = (1 << min(bits, 32)) - 1
+    fmt = (fmt or detect_format(path)).lower()
+    fmt = {"pq": "parquet", "tab": "tsv"}.get(fmt, fmt)
+    name = display_name(path)
+    opts = dict(label=label, categorical=categorical, numeric=numeric, ignore=ignore,
+                interactions=interactions, numeric_as=numeric_as, weight=weight, id_column=id_column)
+    if fmt == "parquet":
+        if columns:
+            raise ConfigError("columns names a CSV/TSV file's columns; a Parquet file has its own")
+        pf = _open_parquet(path)
+        plan = _make_plan(pa, name, pf.schema_arrow, **opts)
+        progress = _parquet_progress(path, pf)
+        row = start_row
+        with _arrow_errors(name):
+            for rb in _parquet_batches(pf, plan.read, batch_rows, start_row, shuffle_seed):
+                end = row + rb.num_rows
+                yield _wide_batch(pa, rb, plan, mask, names, name, row, progress(end), end)
+                row = end
+        return
+    if fmt not in ("csv", "tsv"):
+        raise DataError(f"{name}: is {fmt}, not a table (Parquet, CSV or TSV)")
+    # pass 1: names and inferred types from the first block
+    src, reader = _open_csv(path, fmt, header, columns, delimiter)
+    schema = reader.schema
+    plan = _make_plan(pa, name, schema, **opts)
+    if path == "-":  # stdin cannot be read twice: keep the inferred types
+        it = reader
+    else:
+        src.close()
+        types = {plan.label: pa.float64()}
+        if plan.weight is not None:
+            types[plan.weight] = pa.float64()
+        if plan.id_column is not None:
+            types[plan.id_column] = pa.string()
+        for c, col in plan.members.items():
+            types[c] = pa.float64() if col.numeric else pa.string()
+        src, reader = _open_csv(path, fmt, header, columns, delimiter, types, plan.read)
+        it = reader
+    row = start_row
+    try:
+        with _arrow_errors(name):
+            for rb in _rechunk(it, batch_rows, skip=start_row):
+                end = row + rb.num_rows
+                yield _wide_batch(pa, rb, plan, mask, names, name, row, src.raw_pos(), end)
+                row = end
+    finally:
+        src.close()
