@@ -7,14 +7,7 @@ The Python API is the one the `ftrl` command uses:
 Names are imported on first use, so `ftrl --help` does not pay for Numba and SciPy.
 """
 
-import os
-
-# ftrl does no linear algebra; an idle BLAS thread pool only competes with the read-ahead
-# thread for the second core.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-from importlib import import_module  # noqa: E402
+from importlib import import_module
 
 # The one place the version is written (pyproject.toml reads it from here): asking
 # importlib.metadata instead would cost every command ~40 ms of imports.

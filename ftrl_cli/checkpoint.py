@@ -1,8 +1,12 @@
-"""The model directory on disk, written so that nothing is ever half-written.
+"""The model directory on disk: this module reads and writes every file in it
+(docs/model-format.md is the spec), and nothing is ever half-written.
 
     model/
       config.json         every resolved setting + format and package versions
-      ckpt-000007.npz     state: z/n table, bias, aliases, and a JSON `meta` record
+      ckpt-000007.npz     a State (table, bias, layer, aliases, iterations) and the
+                          TrainingLog as JSON (`meta`)
+      best.npz            the best model so far under early stopping
+      names.tsv           slot -> column=value names of a model trained on wide tables
       manifest.json       the list of good checkpoints with sha256; written last
 
 Every file goes to a temp file beside its target, is fsynced, then os.replace()d. A
@@ -23,7 +27,8 @@ import numpy as np
 from .atomic import atomic_writer
 from .config import FORMAT_VERSION, Config
 from .errors import ConfigError, ModelError
-from .model import Model, layout
+from .model import Model, State, layout
+from .records import TrainingLog
 
 MANIFEST = "manifest.json"
 CONFIG = "config.json"
@@ -73,7 +78,7 @@ def has_checkpoint(model_dir) -> bool:
     return bool(read_manifest(model_dir)["checkpoints"])
 
 
-def save(model_dir, model: Model, meta: dict) -> str:
+def save(model_dir, model: Model, log: TrainingLog) -> str:
     """Write a new checkpoint, then the manifest naming it; prune beyond keep_checkpoints."""
     from . import __version__
 
@@ -81,10 +86,10 @@ def save(model_dir, model: Model, meta: dict) -> str:
     entries = manifest["checkpoints"]
     seq = 1 + max((e["seq"] for e in entries), default=0)
     name = f"ckpt-{seq:06d}.npz"
-    digest, size = _write_state(os.path.join(model_dir, name), model, meta)
+    digest, size = _write_state(os.path.join(model_dir, name), model.state, log.to_json())
     entries.append({"seq": seq, "file": name, "sha256": digest,
-                    "bytes": size, "examples_seen": meta.get("examples_seen"),
-                    "finished": bool(meta.get("finished")),
+                    "bytes": size, "examples_seen": log.examples_seen,
+                    "finished": bool(log.finished),
                     "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     keep = model.config.keep_checkpoints
     dropped, entries = entries[:-keep], entries[-keep:]
@@ -147,15 +152,15 @@ class _HashingWriter:
         self.f.flush()
 
 
-def _write_state(path, model: Model, meta: dict):
-    """Write the state atomically; returns (sha256 hex, bytes)."""
+def _write_state(path, state: State, meta: dict):
+    """Write the state and a JSON meta record atomically; returns (sha256 hex, bytes)."""
     meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
     w = None
     try:
         with atomic_writer(path) as f:
             w = _HashingWriter(f)
-            np.savez(w, st=model.st, bst=model.bst, ls=model.ls, alias=model.alias,
-                     iterations=np.array([model.iterations], np.int64), meta=meta_bytes)
+            np.savez(w, st=state.table, bst=state.bias, ls=state.layer,
+                     alias=state.aliases, iterations=np.array([state.iterations], np.int64), meta=meta_bytes)
     except OSError as e:
         raise ModelError(f"{path}: write failed ({e.strerror or e}); the previous file is intact") from None
     finally:
@@ -164,9 +169,10 @@ def _write_state(path, model: Model, meta: dict):
     return w.hexdigest(), w.size
 
 
-def save_best(model_dir, model: Model, best: dict) -> None:
+def save_best(model_dir, model: Model, best) -> None:
     """Keep a copy of the best model so far (early stopping), checksummed in the manifest."""
-    digest, _ = _write_state(os.path.join(model_dir, BEST), model, {"best": best})
+    best = best.to_json()
+    digest, _ = _write_state(os.path.join(model_dir, BEST), model.state, {"best": best})
     manifest = read_manifest(model_dir)
     manifest["best"] = {"file": BEST, "sha256": digest, **best}
     write_bytes(os.path.join(model_dir, MANIFEST), (json.dumps(manifest, indent=2) + "\n").encode())
@@ -209,12 +215,12 @@ def _load_entry(model_dir, entry, config: Config):
             or alias.ndim != 2 or alias.shape[1] != 2 or alias.dtype != np.int64):
         raise ModelError(f"{path}: state arrays do not match config.json "
                          f"(table {st.shape} {st.dtype}, expected (2**k <= 2**{config.bits}, {k}) {dt})")
-    return Model(config, st=st, bst=bst, ls=ls, alias=alias,
-                 iterations=int(arrays["iterations"][0])), meta
+    return Model(config, State(table=st, bias=bst, layer=ls, aliases=alias,
+                               iterations=int(arrays["iterations"][0]))), meta
 
 
 def load(model_dir, config: Config | None = None, *, fallback: bool = True, warn=None):
-    """Load the newest good checkpoint: returns (Model, meta).
+    """Load the newest good checkpoint: returns (Model, TrainingLog).
 
     With fallback, a damaged newest checkpoint is reported through warn() and the next
     older good one is used.
@@ -229,6 +235,7 @@ def load(model_dir, config: Config | None = None, *, fallback: bool = True, warn
     for entry in reversed(entries):
         try:
             model, meta = _load_entry(model_dir, entry, config)
+            log = _training_log(meta, os.path.join(model_dir, entry["file"]))
         except ModelError as e:
             if not fallback:
                 raise
@@ -238,5 +245,76 @@ def load(model_dir, config: Config | None = None, *, fallback: bool = True, warn
             continue
         if last_error and warn:
             warn(f"using checkpoint {entry['file']} ({entry.get('examples_seen')} examples)")
-        return model, meta
+        return model, log
     raise last_error
+
+
+def _training_log(meta, path) -> TrainingLog:
+    try:
+        return TrainingLog.from_json(meta)
+    except (TypeError, AttributeError) as e:
+        raise ModelError(f"{path}: not a valid checkpoint (its training record: {e})") from None
+
+
+# ---------------------------------------------------------------------------------------
+# names.tsv, --force
+# ---------------------------------------------------------------------------------------
+
+NAMES = "names.tsv"
+
+
+def load_names(model_dir):
+    """The slot -> column=value map saved with a wide-table model, or None."""
+    from .readers import NameMap
+
+    path = os.path.join(model_dir, NAMES)
+    return NameMap.load(path) if os.path.exists(path) else None
+
+
+def names_for(model_dir, wide: bool):
+    """The NameMap a run adds to: the model's own (resume), a new one for wide tables,
+    None when every input is libsvm or sparse Parquet (ids are their own names)."""
+    if not wide:
+        return None
+    from .readers import NameMap
+
+    names = load_names(model_dir)
+    return NameMap() if names is None else names
+
+
+def save_names(model_dir, names) -> None:
+    if names is not None:
+        try:
+            names.save(os.path.join(model_dir, NAMES))
+        except OSError as e:
+            raise ModelError(f"{model_dir}: cannot write {NAMES} ({e.strerror or e})") from None
+
+
+def clear(model_dir) -> None:
+    """--force: remove the files of the model in model_dir (and nothing else)."""
+    for name in os.listdir(model_dir):
+        if name in (MANIFEST, CONFIG, BEST, NAMES) or (name.startswith("ckpt-") and name.endswith(".npz")):
+            os.unlink(os.path.join(model_dir, name))
+
+
+class ModelDir:
+    """A model directory as the Trainer's store: checkpoints, the best model, names.
+    Each method calls this module's function of the same name (tests patch those)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+
+    def save(self, model: Model, log: TrainingLog) -> str:
+        return save(self.path, model, log)
+
+    def save_best(self, model: Model, best) -> None:
+        save_best(self.path, model, best)
+
+    def has_best(self) -> bool:
+        return has_best(self.path)
+
+    def load_best(self, config: Config) -> Model:
+        return load_best(self.path, config)
+
+    def save_names(self, names) -> None:
+        save_names(self.path, names)

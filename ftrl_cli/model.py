@@ -19,6 +19,8 @@ in their initial state, which is exactly what a dense optimizer would have left 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import kernels as K
@@ -46,19 +48,102 @@ def layout(config: Config) -> dict:
     return {"K": k, "ema": ema, "acc": acc}
 
 
+def fresh_row(config: Config, dtype=None) -> np.ndarray:
+    """The state of a slot no update has touched: zeros, n = initial_accumulator for FTRL."""
+    row = np.zeros(layout(config)["K"], dtype=np.dtype(dtype or config.dtype))
+    if config.optimizer == "ftrl" and config.initial_accumulator != 0:
+        row[K.COL_N] = config.initial_accumulator
+    return row
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal shape, dtype and bytes (NaN == NaN, 0.0 != -0.0)."""
+    return a.shape == b.shape and a.dtype == b.dtype and (
+        a.size == 0 or np.array_equal(np.ascontiguousarray(a).view(np.uint8),
+                                      np.ascontiguousarray(b).view(np.uint8)))
+
+
+@dataclass(eq=False)
+class State:
+    """A model's optimizer state, as a value: copy(), ==, and checkpoint.save/load.
+
+    table       (D, K) one row per slot, columns by layout(config): online FTRL z, n;
+                mini-batch FTRL z, n, w; NovoGrad m, (unused), w; then optionally the
+                EMA of w and the accumulated gradient. D is a power of two <= 2**bits
+                (the table grows as larger ids come); rows past D are fresh rows.
+    bias        (K,) the bias's row, same columns
+    layer       (4,) float64: NovoGrad's per-layer second moments (v_w, v_b, vhat_w, vhat_b)
+    aliases     (A, 2) int64: (slot, id) for every id seen in a slot that a hashed id uses
+    iterations  optimizer steps taken (mini-batch mode; 0 online)
+
+    Equality is bit equality of every array (NaN equals NaN).
+    """
+
+    table: np.ndarray
+    bias: np.ndarray
+    layer: np.ndarray
+    aliases: np.ndarray
+    iterations: int = 0
+    alias_overflow: bool = False  # more than MAX_ALIASES aliases: the list is cut
+
+    @classmethod
+    def fresh(cls, config: Config, size: int | None = None) -> State:
+        size = min(MIN_SLOTS, 1 << config.bits) if size is None else size
+        return cls(table=_fresh_table(config, size, np.dtype(config.dtype)),
+                   bias=fresh_row(config), layer=np.zeros(4), aliases=np.empty((0, 2), np.int64))
+
+    def copy(self) -> State:
+        return State(self.table.copy(), self.bias.copy(), self.layer.copy(), self.aliases.copy(),
+                     self.iterations, self.alias_overflow)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, State):
+            return NotImplemented
+        return (self.iterations == other.iterations and self.alias_overflow == other.alias_overflow
+                and all(_same_bits(a, b) for a, b in ((self.table, other.table), (self.bias, other.bias),
+                                                      (self.layer, other.layer),
+                                                      (self.aliases, other.aliases))))
+
+    def changed_slots(self, base: State, fresh: np.ndarray) -> np.ndarray:
+        """The slots whose row differs, bit for bit, from base's: what training from base
+        changed (what a worker hands back). A slot past base's table is compared with
+        `fresh` (fresh_row(config)), the row it had before the table grew."""
+        rows = len(self.table)
+        n = min(len(base.table), rows)
+        a = np.ascontiguousarray(self.table).view(np.uint8).reshape(rows, -1)
+        diff = np.zeros(rows, bool)
+        diff[:n] = (a[:n] != np.ascontiguousarray(base.table[:n]).view(np.uint8).reshape(n, -1)).any(axis=1)
+        if rows > n:
+            f = np.ascontiguousarray(fresh, dtype=self.table.dtype).view(np.uint8)
+            diff[n:] = (a[n:] != f).any(axis=1)
+        return np.flatnonzero(diff)
+
+
+def _fresh_table(config: Config, size: int, dt) -> np.ndarray:
+    st = np.zeros((size, layout(config)["K"]), dtype=dt)
+    if config.optimizer == "ftrl" and config.initial_accumulator != 0:
+        st[:, K.COL_N] = config.initial_accumulator  # (zeros cost no page until used)
+    return st
+
+
 class Model:
-    def __init__(self, config: Config, st=None, bst=None, ls=None, alias=None, iterations: int = 0):
+    """A config and its State, and what they do with a CSR batch: learn, score, list weights."""
+
+    def __init__(self, config: Config, state: State | None = None):
         self.config = config
         self.cols = layout(config)
-        dt = np.dtype(config.dtype)
-        self.st = self._fresh(min(MIN_SLOTS, self.cap), dt) if st is None else st
-        self.bst = self._fresh(1, dt)[0] if bst is None else bst
-        self.ls = np.zeros(4) if ls is None else ls  # NovoGrad's per-layer v, vhat
-        # alias[:, 0] = slot, alias[:, 1] = id: every id seen in a slot that a hashed id uses
-        self.alias = np.empty((0, 2), np.int64) if alias is None else alias
-        self.alias_overflow = False
-        self.iterations = iterations  # optimizer steps taken (mini-batch mode)
+        self.state = State.fresh(config) if state is None else state
         self._scratch = None
+
+    # the state's arrays under the names the kernels use
+    st = property(lambda self: self.state.table, lambda self, v: setattr(self.state, "table", v))
+    bst = property(lambda self: self.state.bias)
+    ls = property(lambda self: self.state.layer)
+    alias = property(lambda self: self.state.aliases, lambda self, v: setattr(self.state, "aliases", v))
+    iterations = property(lambda self: self.state.iterations,
+                          lambda self, v: setattr(self.state, "iterations", v))
+    alias_overflow = property(lambda self: self.state.alias_overflow,
+                              lambda self, v: setattr(self.state, "alias_overflow", v))
 
     # ---- table ----------------------------------------------------------------------
     @property
@@ -70,10 +155,7 @@ class Model:
         return self.st.shape[0]
 
     def _fresh(self, size: int, dt) -> np.ndarray:
-        st = np.zeros((size, self.cols["K"]), dtype=dt)
-        if self.config.optimizer == "ftrl" and self.config.initial_accumulator != 0:
-            st[:, K.COL_N] = self.config.initial_accumulator  # (zeros cost no page until used)
-        return st
+        return _fresh_table(self.config, size, dt)
 
     def reserve(self, max_id: int) -> None:
         """Grow the table so that every id <= max_id has a valid slot."""

@@ -24,9 +24,9 @@ def state_arrays(model_dir):
     """The newest checkpoint's arrays, for bit-for-bit comparisons."""
     from ftrl_cli import checkpoint
 
-    model, meta = checkpoint.load(os.fspath(model_dir))
+    model, log = checkpoint.load(os.fspath(model_dir))
     return {"st": model.st, "bst": model.bst, "ls": model.ls, "alias": model.alias,
-            "iterations": np.array(model.iterations)}, meta
+            "iterations": np.array(model.iterations)}, log.to_json()
 
 
 def assert_same_state(dir_a, dir_b):

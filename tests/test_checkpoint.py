@@ -11,6 +11,7 @@ from ftrl_cli import api, checkpoint
 from ftrl_cli.config import Config
 from ftrl_cli.errors import ModelError
 from ftrl_cli.model import Model
+from ftrl_cli.records import TrainingLog
 
 
 def test_atomic_writer_keeps_old_file_on_error(tmp_path):
@@ -82,7 +83,7 @@ def test_truncated_checkpoint_falls_back_with_warning(tmp_path, sample_train):
     newest.write_bytes(data[: len(data) // 2])
     warnings = []
     model, meta = checkpoint.load(d, warn=warnings.append)
-    assert meta["finished"] is False and meta["examples_seen"] == 6000
+    assert meta.finished is False and meta.examples_seen == 6000
     assert any("checksum mismatch" in w for w in warnings)
     with pytest.raises(ModelError, match="checksum mismatch"):
         checkpoint.load(d, fallback=False)
@@ -160,7 +161,7 @@ def test_crash_mid_run_then_resume_is_bit_identical(tmp_path, sample_train, monk
         api.train([sample_train, sample_train], tmp_path / "crash", overrides={"checkpoint_every": 1000})
     monkeypatch.setattr(checkpoint, "save", real_save)
     _, meta = checkpoint.load(tmp_path / "crash")
-    assert not meta["finished"] and meta["run"]["file"] == 1
+    assert not meta.finished and meta.run.file == 1
     api.train([sample_train, sample_train], tmp_path / "crash", resume=True)
     assert_same_state(tmp_path / "crash", tmp_path / "ref")
 
@@ -201,7 +202,7 @@ def test_model_state_round_trip(tmp_path):
     m.st[:, 0] = np.arange(m.size, dtype=np.float32)
     os.makedirs(tmp_path / "d")
     checkpoint.write_config(tmp_path / "d", m.config)
-    checkpoint.save(tmp_path / "d", m, {"examples_seen": 0})
+    checkpoint.save(tmp_path / "d", m, TrainingLog(examples_seen=0))
     back, meta = checkpoint.load(tmp_path / "d")
     assert back.st.dtype == np.float32 and np.array_equal(back.st, m.st)
-    assert meta == {"examples_seen": 0}
+    assert meta == TrainingLog(examples_seen=0)

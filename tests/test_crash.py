@@ -63,7 +63,7 @@ def test_sigkill_then_resume_is_bit_identical(big_file, tmp_path, k):
                        capture_output=True)
     assert r.returncode == 0, r.stderr
     assert_same_state(d, ref)
-    assert meta["examples_seen"] >= k * EVERY or meta["finished"]
+    assert meta.examples_seen >= k * EVERY or meta.finished
 
 
 def test_sigint_writes_a_checkpoint_and_exits_130(big_file, tmp_path):
@@ -80,7 +80,7 @@ def test_sigint_writes_a_checkpoint_and_exits_130(big_file, tmp_path):
     assert proc.returncode == 130, err
     assert b"interrupted: checkpoint written" in err and b"Traceback" not in err
     _, meta = checkpoint.load(d)
-    assert not meta["finished"]
+    assert not meta.finished
     api.train([str(path)], d, resume=True)
     assert_same_state(d, ref)
 

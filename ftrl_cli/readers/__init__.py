@@ -10,8 +10,10 @@ Python; pyarrow is imported only when a Parquet or CSV file is read.
     arrow.py           pyarrow helpers shared by the two Parquet readers and CSV
     names.py           NameMap: slot -> column=value names of hashed tables (names.tsv)
     errors.py          how input errors are worded (file:line:col: ...)
+    arrays.py          CSR arrays in memory (the scikit-learn estimator)
 """
 
+from .arrays import iter_csr
 from .batch import BATCH_ROWS, Batch, prefetch
 from .libsvm import CHUNK_BYTES, iter_libsvm
 from .names import NAME_MAP_ENTRIES, NameMap
@@ -32,7 +34,7 @@ from .source import (
 from .wide import NUMERIC_AS, iter_tabular
 
 __all__ = [
-    "BATCH_ROWS", "Batch", "prefetch", "CHUNK_BYTES", "iter_libsvm", "NAME_MAP_ENTRIES", "NameMap",
+    "iter_csr", "BATCH_ROWS", "Batch", "prefetch", "CHUNK_BYTES", "iter_libsvm", "NAME_MAP_ENTRIES", "NameMap",
     "convert_to_parquet", "iter_parquet_sparse", "sparse_schema", "FORMATS", "InputStream",
     "check_inputs", "detect_format", "display_name", "expand_inputs", "input_format", "input_ids",
     "open_batches", "open_data", "parquet_layout", "NUMERIC_AS", "iter_tabular",

@@ -229,8 +229,14 @@ def _check_path(path):
 
 def expand_inputs(inputs) -> list:
     """Paths as given; a pattern with * ? [ that is not itself a file expands (sorted)."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
     out = []
     for path in inputs:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"inputs are file paths (or '-'), not {type(path).__name__}; for a matrix "
+                            "in memory use ftrl_cli.sklearn.FTRLClassifier")
+        path = os.fspath(path)
         if path != "-" and any(ch in path for ch in "*?[") and not os.path.exists(path):
             matches = sorted(glob.glob(path))
             if not matches:
