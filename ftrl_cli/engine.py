@@ -47,8 +47,8 @@ FIRST_POINT = 128
 class Source:
     """One input of a run: its name (the path as given, '-' for stdin), its size for
     progress (None: unknown), and open(start_offset=, start_line=, batch_rows=, on_bad=,
-    shuffle_seed=) -> Batches from a resume position (bytes/lines for text, rows for
-    tables and arrays)."""
+    shuffle_seed=, pass_index=) -> Batches from a resume position (bytes/lines for text,
+    rows for tables and arrays); shuffle_seed is given when the config shuffles."""
 
     path: str
     size: int | None
@@ -61,17 +61,20 @@ class Source:
 def file_source(path: str, config: Config, size: int | None, names=None) -> Source:
     """A file (or '-') read as the config says (format, columns, hashing into names)."""
 
-    def open_(**kw):
+    def open_(pass_index=0, **kw):
         return open_batches(path, config, names=names, **kw)
 
     return Source(path, size, open_)
 
 
-def array_source(indptr, ids, values, labels, weights=None, name="<array>") -> Source:
-    """CSR arrays in memory (validated by the caller: ids >= 0, values finite)."""
+def array_source(indptr, ids, values, labels, weights=None, name="<array>", order=None) -> Source:
+    """CSR arrays in memory (validated by the caller: ids >= 0, values finite).
+    order(pass_index) -> a permutation of the rows for that pass, or None (as given)."""
 
-    def open_(start_offset=0, start_line=0, batch_rows=BATCH_ROWS, on_bad=None, shuffle_seed=None):
-        return iter_csr(indptr, ids, values, labels, weights, batch_rows=batch_rows, start_row=start_offset)
+    def open_(start_offset=0, start_line=0, batch_rows=BATCH_ROWS, on_bad=None, shuffle_seed=None,
+              pass_index=0):
+        return iter_csr(indptr, ids, values, labels, weights, batch_rows=batch_rows, start_row=start_offset,
+                        order=None if order is None else order(pass_index))
 
     return Source(name, None, open_)
 
@@ -140,11 +143,13 @@ class Trainer:
     validation: a Source evaluated after each pass (and every validation_every examples);
       without one, config.holdout_every holds rows out of the stream instead.
     names: the NameMap of a wide-table run (saved beside each checkpoint).
+    finalize: at the end, let the EMA replace the weights (Keras's finalize step); the
+      estimator keeps training the raw state and finalizes a copy instead.
     """
 
     def __init__(self, config: Config, model: Model, log: TrainingLog, *, store=None,
                  reporter: Reporter | None = None, validation: Source | None = None, names=None,
-                 batch_rows: int = BATCH_ROWS, stop: StopFlag | None = None):
+                 batch_rows: int = BATCH_ROWS, stop: StopFlag | None = None, finalize: bool = True):
         self.config = config
         self.model = model
         self.log = log
@@ -153,6 +158,7 @@ class Trainer:
         self.validation = validation
         self.names = names
         self.stop = stop or StopFlag()
+        self.finalize = finalize
         self.features = 0  # nonzeros trained on in this run
         self.stopped_early = False
         self.seconds = 0.0
@@ -191,7 +197,8 @@ class Trainer:
                     rep.start(f"pass {p + 1}/{c.passes} {display_name(src.path)}", src.size)
                     for b in src.open(start_offset=run.offset, start_line=run.line,
                                       batch_rows=self.rows_per_batch, on_bad=on_bad,
-                                      shuffle_seed=(c.seed, p, order[i]) if c.shuffle else None):
+                                      shuffle_seed=(c.seed, p, order[i]) if c.shuffle else None,
+                                      pass_index=p):
                         self.learn(b)
                         if self._after_batch():
                             self.stopped_early = True
@@ -276,7 +283,8 @@ class Trainer:
         """End of the run: finalize (EMA), keep the best model, mark the log finished and
         write the final checkpoint."""
         c, log = self.config, self.log
-        self.model.finalize()
+        if self.finalize:
+            self.model.finalize()
         if c.early_stop and log.best is not None:
             best = self._load_best()
             if best is not None:
@@ -358,6 +366,8 @@ class Trainer:
         curve = log.curve
         before = log.examples_seen
         target = max(FIRST_POINT, 2 * curve[-1].examples) if curve else FIRST_POINT
+        while target <= before:  # (a point skipped for zero weight: go on from here)
+            target *= 2
         if before + len(m) < target or len(curve) >= MAX_CURVE:
             return
         cum_loss = np.empty(len(m))

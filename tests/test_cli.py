@@ -5,6 +5,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -298,3 +299,18 @@ def test_eval_per_file(tmp_path, sample_train, sample_test):
     assert r["files"][sample_test]["n"] == 1611 and r["files"][sample_train]["n"] == 6513
     whole = json.loads(run("eval", "-m", tmp_path / "m", sample_test, "--json").stdout)
     assert r["files"][sample_test]["auc"] == whole["auc"]
+
+
+def test_every_command_has_help_with_an_example_and_a_readme_section():
+    from click.testing import CliRunner
+
+    from ftrl_cli.cli import main
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert len(main.commands) >= 6
+    for name in main.commands:
+        r = CliRunner().invoke(main, [name, "--help"])
+        assert r.exit_code == 0, name
+        example = r.output.split("Example:", 1)
+        assert len(example) == 2 and f"ftrl {name}" in example[1], f"`ftrl {name} --help` shows no example"
+        assert f"### `ftrl {name}`" in readme, f"README has no section for ftrl {name}"

@@ -141,3 +141,17 @@ def test_file_source_reads_resume_positions(tmp_path):
     rest = list(src.open(start_offset=batches[1].end_offset, start_line=batches[1].end_line, batch_rows=500))
     assert [b.rows for b in rest] == [b.rows for b in batches[2:]]
     assert np.array_equal(rest[0].ids, batches[2].ids)
+
+
+def test_curve_goes_on_after_a_point_skipped_for_zero_weight(tmp_path):
+    """Rows of weight 0 at the start leave the first curve points undefined; later batches
+    (and a resumed run) go on from where the stream is, never at a negative offset."""
+    lines = open(A9A).read().splitlines()
+    lines = [line.split(" ", 1)[0] + " cost:0 " + line.split(" ", 1)[1] if i < 300 else line
+             for i, line in enumerate(lines)]
+    p = tmp_path / "w.svm"
+    p.write_text("\n".join(lines) + "\n")
+    s = api.train([str(p)], tmp_path / "m", batch_rows=100)
+    _, log = checkpoint.load(tmp_path / "m")
+    xs = [c.examples for c in log.curve]
+    assert xs and xs == sorted(set(xs)) and xs[0] >= 512 and s["examples"] == 2000
