@@ -48,6 +48,35 @@ def layout(config: Config) -> dict:
     return {"K": k, "ema": ema, "acc": acc}
 
 
+def hyperparameters(config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """(hp, fl): the settings as every optimizer kernel takes them (kernels/ftrl.py, the
+    HP_* and FL_* indices); NaN in hp means "off"."""
+    c = config
+    cols = layout(c)
+    nan = float("nan")
+    hp = np.full(K.N_HP, nan)
+    hp[K.HP_ALPHA], hp[K.HP_BETA], hp[K.HP_L1], hp[K.HP_L2] = c.alpha, c.beta, c.l1, c.l2
+    hp[K.HP_SHRINK], hp[K.HP_P] = c.l2_shrinkage, c.p
+    hp[K.HP_BIAS_L1], hp[K.HP_BIAS_L2] = c.resolved_bias_l1, c.resolved_bias_l2
+    hp[K.HP_WD] = c.weight_decay
+    for i, v in ((K.HP_CLIPNORM, c.clipnorm), (K.HP_GCLIPNORM, c.global_clipnorm),
+                 (K.HP_CLIPVALUE, c.clipvalue), (K.HP_EMA_MOM, c.ema_momentum),
+                 (K.HP_LOSS_SCALE, c.loss_scale_factor)):
+        hp[i] = nan if v is None else v
+    hp[K.HP_GSCALE], hp[K.HP_BIAS_LR] = c.grad_scale, c.bias_lr_mult
+    hp[K.HP_BETA1], hp[K.HP_BETA2], hp[K.HP_EPS] = c.beta_1, c.beta_2, c.epsilon
+    fl = np.zeros(K.N_FL, np.int64)
+    fl[K.FL_ONLINE] = c.online
+    fl[K.FL_DENSE] = c.update == "dense"
+    fl[K.FL_BIAS] = c.bias
+    fl[K.FL_EMA_COL], fl[K.FL_ACC_COL] = cols["ema"], cols["acc"]
+    fl[K.FL_ACCUM] = c.gradient_accumulation_steps or 0
+    fl[K.FL_EMA_FREQ] = c.ema_overwrite_frequency or 0
+    fl[K.FL_NOVOGRAD] = c.optimizer == "novograd"
+    fl[K.FL_AMSGRAD], fl[K.FL_GRAD_AVG] = c.amsgrad, c.grad_averaging
+    return hp, fl
+
+
 def fresh_row(config: Config, dtype=None) -> np.ndarray:
     """The state of a slot no update has touched: zeros, n = initial_accumulator for FTRL."""
     row = np.zeros(layout(config)["K"], dtype=np.dtype(dtype or config.dtype))
@@ -211,8 +240,7 @@ class Model:
         self.prepare(ids, max_id)
         if c.online:
             return K.ftrl_online(indptr, ids, values, y, weights, self.st, self.bst, self.cap,
-                                 c.alpha, c.beta, c.l1, c.l2, c.l2_shrinkage, c.p,
-                                 c.resolved_bias_l1, c.resolved_bias_l2, c.bias, margins, loss0)
+                                 *hyperparameters(c), margins, loss0)
         rows = len(indptr) - 1
         steps = -(-rows // c.batch_size)
         lrs = learning_rates(c, self.iterations, steps, self.st.dtype)
@@ -221,38 +249,10 @@ class Model:
                              np.zeros(self.size, np.int64))
         gbuf, mark, touched = self._scratch
         loss, taken = K.train_minibatch(indptr, ids, values, y, weights, self.cap, c.batch_size, lrs,
-                                        self.iterations, self.st, self.bst, self.ls, self._hp(),
-                                        self._flags(), gbuf, mark, touched, margins, loss0)
+                                        self.iterations, self.st, self.bst, self.ls, *hyperparameters(c),
+                                        gbuf, mark, touched, margins, loss0)
         self.iterations += taken
         return loss
-
-    def _hp(self) -> np.ndarray:
-        c = self.config
-        nan = float("nan")
-        hp = np.full(K.N_HP, nan)
-        hp[K.HP_BETA], hp[K.HP_L1], hp[K.HP_L2] = c.beta, c.l1, c.l2
-        hp[K.HP_SHRINK], hp[K.HP_P] = c.l2_shrinkage, c.p
-        hp[K.HP_BIAS_L1], hp[K.HP_BIAS_L2] = c.resolved_bias_l1, c.resolved_bias_l2
-        hp[K.HP_WD] = c.weight_decay
-        for i, v in ((K.HP_CLIPNORM, c.clipnorm), (K.HP_GCLIPNORM, c.global_clipnorm),
-                     (K.HP_CLIPVALUE, c.clipvalue), (K.HP_EMA_MOM, c.ema_momentum),
-                     (K.HP_LOSS_SCALE, c.loss_scale_factor)):
-            hp[i] = nan if v is None else v
-        hp[K.HP_GSCALE], hp[K.HP_BIAS_LR] = c.grad_scale, c.bias_lr_mult
-        hp[K.HP_BETA1], hp[K.HP_BETA2], hp[K.HP_EPS] = c.beta_1, c.beta_2, c.epsilon
-        return hp
-
-    def _flags(self) -> np.ndarray:
-        c = self.config
-        fl = np.zeros(K.N_FL, np.int64)
-        fl[K.FL_DENSE] = c.update == "dense"
-        fl[K.FL_BIAS] = c.bias
-        fl[K.FL_EMA_COL], fl[K.FL_ACC_COL] = self.cols["ema"], self.cols["acc"]
-        fl[K.FL_ACCUM] = c.gradient_accumulation_steps or 0
-        fl[K.FL_EMA_FREQ] = c.ema_overwrite_frequency or 0
-        fl[K.FL_NOVOGRAD] = c.optimizer == "novograd"
-        fl[K.FL_AMSGRAD], fl[K.FL_GRAD_AVG] = c.amsgrad, c.grad_averaging
-        return fl
 
     def finalize(self) -> None:
         """End of training: with an EMA, the averaged weights become the model (as Keras's
@@ -269,7 +269,7 @@ class Model:
         if not c.online:
             return self.st[:, K.COL_W].astype(np.float64)
         w = np.empty(self.size, np.float64)
-        K.weights_from_state(self.st, c.alpha, c.beta, c.l1, c.l2, c.p, w)
+        K.weights_from_state(self.st, hyperparameters(c)[0], False, w)
         return w
 
     def bias_weight(self) -> float:
@@ -279,8 +279,7 @@ class Model:
         if not c.online:
             return float(self.bst[K.COL_W])
         w = np.empty(1, np.float64)
-        K.weights_from_state(self.bst.reshape(1, -1), c.alpha, c.beta,
-                             c.resolved_bias_l1, c.resolved_bias_l2, c.p, w)
+        K.weights_from_state(self.bst.reshape(1, -1), hyperparameters(c)[0], True, w)
         return float(w[0])
 
     def margins(self, indptr, ids, values, bias_w=None) -> np.ndarray:
@@ -289,8 +288,7 @@ class Model:
         c = self.config
         bias_w = self.bias_weight() if bias_w is None else bias_w
         out = np.empty(len(indptr) - 1, np.float64)
-        K.margins_state(indptr, ids, values, self.st, self.cap, c.online, c.alpha, c.beta,
-                        c.l1, c.l2, c.p, bias_w, out)
+        K.margins_state(indptr, ids, values, self.st, self.cap, *hyperparameters(c), bias_w, out)
         return out
 
     # ---- inspection -------------------------------------------------------------------

@@ -61,6 +61,25 @@ def to_csr(rows):
     return indptr, np.array(ids, np.int64), np.array(values, np.float64)
 
 
+def hyper(alpha, beta, l1, l2, p, l2_shrinkage=0.0, bias_l1=None, bias_l2=None, bias=True, online=True):
+    """(hp, fl) in the kernels' one layout, written out here from the HP_/FL_ indices (not
+    through model.hyperparameters, so that a mix-up there shows)."""
+    hp = np.full(K.N_HP, np.nan)
+    fl = np.zeros(K.N_FL, np.int64)
+    hp[K.HP_ALPHA], hp[K.HP_BETA], hp[K.HP_L1], hp[K.HP_L2], hp[K.HP_P] = alpha, beta, l1, l2, p
+    hp[K.HP_SHRINK] = l2_shrinkage
+    hp[K.HP_BIAS_L1] = l1 if bias_l1 is None else bias_l1
+    hp[K.HP_BIAS_L2] = l2 if bias_l2 is None else bias_l2
+    fl[K.FL_BIAS], fl[K.FL_ONLINE] = bias, online
+    return hp, fl
+
+
+def online_hyper(params):
+    p = fill(params)
+    return hyper(p["alpha"], p["beta"], p["l1"], p["l2"], -p["lr_power"], p["l2_shrinkage"], p["bias_l1"],
+                 p["bias_l2"], p["bias"])
+
+
 def next_pow2(d):
     return 1 << max(d - 1, 0).bit_length()
 
@@ -82,11 +101,8 @@ def run_kernel(rows, labels, weights, params, D, dtype=np.float64, kernel=K.ftrl
     bias_zn = np.array([0.0, p["initial_accumulator"]], dtype)
     margins = np.empty(len(rows))
     w = np.ones(len(rows)) if weights is None else np.array(weights, np.float64)
-    bl1 = p["l1"] if p["bias_l1"] is None else p["bias_l1"]
-    bl2 = p["l2"] if p["bias_l2"] is None else p["bias_l2"]
     loss = kernel(indptr, ids, values, np.array(labels, np.float64), w, zn, bias_zn, next_pow2(D),
-                  p["alpha"], p["beta"], p["l1"], p["l2"], p["l2_shrinkage"], -p["lr_power"],
-                  bl1, bl2, p["bias"], margins)
+                  *online_hyper(params), margins)
     return zn, bias_zn, margins, loss
 
 
@@ -229,7 +245,7 @@ def test_ftrl_online_matches_reference_rcv1(rcv1, params):
     if params["l1"] < 0.01:  # the comparison must involve real, nonzero weights
         w = np.empty(D)
         p = fill(params)
-        K.weights_from_state(zn, p["alpha"], p["beta"], p["l1"], p["l2"], -p["lr_power"], w)
+        K.weights_from_state(zn, online_hyper(p)[0], False, w)
         assert np.count_nonzero(w) > 1000
 
 
@@ -289,8 +305,7 @@ def test_ftrl_online_batches_carry_state():
         indptr, ids, values = to_csr(rows[a:b])
         out = np.empty(b - a)
         loss2 += K.ftrl_online(indptr, ids, values, np.array(labels[a:b]), np.array(weights[a:b]),
-                               zn, bz, 64, p["alpha"], p["beta"], p["l1"], p["l2"], p["l2_shrinkage"],
-                               -p["lr_power"], p["l1"], p["l2"], True, out)
+                               zn, bz, 64, *online_hyper(p), out)
         m2.extend(out)
     assert np.array_equal(zn, zn1) and np.array_equal(bz, b1)
     assert list(m1) == m2
@@ -314,7 +329,7 @@ def test_l1_gives_exact_zeros(rcv1):
     params = dict(alpha=0.5, beta=1.0, l1=0.2, l2=0.01)
     zn, _, _, _ = run_kernel(rows, labels, None, params, D)
     w = np.empty(D)
-    K.weights_from_state(zn, params["alpha"], params["beta"], params["l1"], params["l2"], 0.5, w)
+    K.weights_from_state(zn, online_hyper(params)[0], False, w)
     inside = np.abs(zn[:, 0]) <= params["l1"]
     assert np.all(w[inside] == 0.0)  # exact zeros, not tiny numbers
     assert np.all(w[~inside] != 0.0)
@@ -326,7 +341,7 @@ def test_l1_gives_exact_zeros(rcv1):
     assert ref_zero == set(np.flatnonzero(touched & (w == 0.0)).tolist())
     # and without L1 (same data) nothing is exactly zero
     zn0, _, _, _ = run_kernel(rows, labels, None, dict(params, l1=0.0), D)
-    K.weights_from_state(zn0, 0.5, 1.0, 0.0, 0.01, 0.5, w)
+    K.weights_from_state(zn0, hyper(0.5, 1.0, 0.0, 0.01, 0.5)[0], False, w)
     assert np.all(w[zn0[:, 1] > 0] != 0.0)
 
 
@@ -419,7 +434,7 @@ def test_weights_from_state(fn, dtype):
     for alpha, beta, l1, l2, p in [(0.1, 1.0, 1.0, 1.0, 0.5), (0.5, 0.0, 0.0, 0.3, 0.5),
                                    (0.2, 0.5, 0.1, 0.0, 0.3), (1.0, 2.0, 0.5, 0.01, 1.0)]:
         out = np.empty(D)
-        kernel(zn, alpha, beta, l1, l2, p, out)
+        kernel(zn, hyper(alpha, beta, l1, l2, p)[0], False, out)
         # a float32 table computes in float32, its settings rounded to float32 too
         a_, b_, l1_, l2_, p_ = (float(dtype(x)) for x in (alpha, beta, l1, l2, p))
         want = [weight(float(z), float(n), a_, b_, l1_, l2_, p_) for z, n in zn]
@@ -450,7 +465,7 @@ def test_margins_state(fn, online):
     indptr, ids, values = to_csr(rows)
     for bias_w in (0.0, -0.75):
         out = np.empty(len(rows))
-        kernel(indptr, ids, values, st, cap, online, alpha, beta, l1, l2, p, bias_w, out)
+        kernel(indptr, ids, values, st, cap, *hyper(alpha, beta, l1, l2, p, online=online), bias_w, out)
         want = []
         for x in rows:
             m = bias_w
@@ -462,7 +477,7 @@ def test_margins_state(fn, online):
         assert_close("margins", out, want, 1e-13, 1e-13)
     if online:  # the same bits as weights_from_state's w
         wk = np.empty(D)
-        K.weights_from_state(st, alpha, beta, l1, l2, p, wk)
+        K.weights_from_state(st, hyper(alpha, beta, l1, l2, p)[0], False, wk)
         for r in range(len(rows)):
             m = bias_w  # (the loop above ended with bias_w = -0.75)
             for k in range(indptr[r], indptr[r + 1]):

@@ -19,8 +19,8 @@ __all__ = [  # the names ftrl_cli.kernels re-exports
     "slots_of", "prefetch_row", "ftrl_online", "weights_from_state", "margins_state", "sigmoid_array",
     "running_logloss", "logloss_sum", "HP_BETA", "HP_L1", "HP_L2", "HP_SHRINK", "HP_P", "HP_BIAS_L1",
     "HP_BIAS_L2", "HP_WD", "HP_CLIPNORM", "HP_GCLIPNORM", "HP_CLIPVALUE", "HP_EMA_MOM", "HP_LOSS_SCALE",
-    "HP_GSCALE", "HP_BIAS_LR", "HP_BETA1", "HP_BETA2", "HP_EPS", "N_HP", "FL_DENSE", "FL_BIAS",
-    "FL_EMA_COL", "FL_ACC_COL", "FL_ACCUM", "FL_EMA_FREQ", "FL_NOVOGRAD", "FL_AMSGRAD", "FL_GRAD_AVG",
+    "HP_GSCALE", "HP_BIAS_LR", "HP_BETA1", "HP_BETA2", "HP_EPS", "HP_ALPHA", "N_HP", "FL_DENSE", "FL_BIAS",
+    "FL_EMA_COL", "FL_ACC_COL", "FL_ACCUM", "FL_EMA_FREQ", "FL_NOVOGRAD", "FL_AMSGRAD", "FL_GRAD_AVG", "FL_ONLINE",
     "N_FL", "COL_Z", "COL_N", "COL_W", "COL_M", "LS_V_W", "LS_V_B", "LS_VHAT_W", "LS_VHAT_B",
     "train_minibatch",
 ]
@@ -107,6 +107,23 @@ def prefetch_row(table, i):
 # --------------------------------------------------------------------------------------
 # FTRL-Proximal
 # --------------------------------------------------------------------------------------
+# One hyper-parameter layout for every optimizer kernel (model.hyperparameters builds it):
+# settings travel in hp (float64) and flags in fl (int64); NaN in hp means "off". The
+# online kernel reads alpha, beta, l1, l2, shrinkage, p and the bias's l1/l2 and flag; the
+# mini-batch kernel takes its learning rates per step (schedules) and reads the rest.
+
+HP_BETA, HP_L1, HP_L2, HP_SHRINK, HP_P, HP_BIAS_L1, HP_BIAS_L2, HP_WD = 0, 1, 2, 3, 4, 5, 6, 7
+HP_CLIPNORM, HP_GCLIPNORM, HP_CLIPVALUE, HP_EMA_MOM, HP_LOSS_SCALE, HP_GSCALE = 8, 9, 10, 11, 12, 13
+HP_BIAS_LR, HP_BETA1, HP_BETA2, HP_EPS, HP_ALPHA = 14, 15, 16, 17, 18
+N_HP = 19
+FL_DENSE, FL_BIAS, FL_EMA_COL, FL_ACC_COL, FL_ACCUM, FL_EMA_FREQ = 0, 1, 2, 3, 4, 5
+FL_NOVOGRAD, FL_AMSGRAD, FL_GRAD_AVG, FL_ONLINE = 6, 7, 8, 9
+N_FL = 10
+# state columns: online z, n; mini-batch FTRL z, n, w; NovoGrad m, (unused), w
+COL_Z, COL_N, COL_W, COL_M = 0, 1, 2, 0
+# layer scalars ls: NovoGrad v and vhat for the weight vector and the bias
+LS_V_W, LS_V_B, LS_VHAT_W, LS_VHAT_B = 0, 1, 2, 3
+
 
 
 @njit(cache=True, inline="always")
@@ -181,13 +198,13 @@ def _to_state_impl(table, x):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")  # IEEE division: see _weight_root
-def ftrl_online(indptr, ids, values, labels, weights, zn, bias_zn, cap,
-                alpha, beta, l1, l2, l2_shrinkage, p, bias_l1, bias_l2, use_bias, margins, loss0=0.0):
+def ftrl_online(indptr, ids, values, labels, weights, zn, bias_zn, cap, hp, fl, margins, loss0=0.0):
     """Train per example (Algorithm 1), lazily: only the coordinates present in a row.
 
     # Assumes: every slot of ids is < len(zn) (ids < cap keep their slot, larger ids are
     #          hashed into [0, cap) and then len(zn) == cap); labels are 0/1;
-    #          p = -lr_power > 0; len(margins) == number of rows; bias_zn has zn's dtype.
+    #          hp[HP_P] = -lr_power > 0; len(margins) == number of rows; bias_zn has zn's
+    #          dtype; hp, fl in the layout of train_minibatch (model.hyperparameters).
 
     indptr, ids, values : CSR rows (int64, int64, float64); weights: float64 per-row
     importance (multiplies g). zn : (D, 2) z and n, modified in place; bias_zn : (2,)
@@ -209,6 +226,9 @@ def ftrl_online(indptr, ids, values, labels, weights, zn, bias_zn, cap,
     wbuf = np.empty(maxlen, zn.dtype)
     rbuf = np.empty(maxlen, zn.dtype)
     sbuf = np.empty(maxlen, np.int64)
+    alpha, beta, l1, l2, p = hp[HP_ALPHA], hp[HP_BETA], hp[HP_L1], hp[HP_L2], hp[HP_P]
+    l2_shrinkage, bias_l1, bias_l2 = hp[HP_SHRINK], hp[HP_BIAS_L1], hp[HP_BIAS_L2]
+    use_bias = fl[FL_BIAS] != 0
     # the settings in the state's precision
     alpha_s, beta_s, p_s = _to_state(zn, alpha), _to_state(zn, beta), _to_state(zn, p)
     l1_s, l2_s, two_s = _to_state(zn, l1), _to_state(zn, l2), _to_state(zn, 2.0 * l2_shrinkage)
@@ -260,11 +280,15 @@ def ftrl_online(indptr, ids, values, labels, weights, zn, bias_zn, cap,
 
 
 @njit(cache=True, nogil=True)
-def weights_from_state(zn, alpha, beta, l1, l2, p, out):
-    """out[i] = w_i computed from (z_i, n_i), in the state's precision (as ftrl_online).
+def weights_from_state(zn, hp, bias, out):
+    """out[i] = w_i computed from (z_i, n_i), in the state's precision (as ftrl_online);
+    with bias, under the bias's l1 and l2.
 
     # Assumes: zn has shape (D, >= 2) with z, n in columns 0, 1; len(out) >= D.
     """
+    alpha, beta, p = hp[HP_ALPHA], hp[HP_BETA], hp[HP_P]
+    l1 = hp[HP_BIAS_L1] if bias else hp[HP_L1]
+    l2 = hp[HP_BIAS_L2] if bias else hp[HP_L2]
     alpha_s, beta_s, p_s = _to_state(zn, alpha), _to_state(zn, beta), _to_state(zn, p)
     l1_s, l2_s = _to_state(zn, l1), _to_state(zn, l2)
     for i in range(zn.shape[0]):
@@ -272,7 +296,7 @@ def weights_from_state(zn, alpha, beta, l1, l2, p, out):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")  # IEEE division: see _weight_root
-def margins_state(indptr, ids, values, st, cap, online, alpha, beta, l1, l2, p, bias_w, out):
+def margins_state(indptr, ids, values, st, cap, hp, fl, bias_w, out):
     """out[r] = x_r . w + bias_w, w read from the optimizer state: computed from (z, n) for
     online FTRL (the same arithmetic as weights_from_state), column COL_W otherwise. Scoring
     needs no float64 copy of the whole table: for a big table, computing the touched
@@ -283,6 +307,8 @@ def margins_state(indptr, ids, values, st, cap, online, alpha, beta, l1, l2, p, 
     """
     D = st.shape[0]
     nrows = len(indptr) - 1
+    online = fl[FL_ONLINE] != 0
+    alpha, beta, l1, l2, p = hp[HP_ALPHA], hp[HP_BETA], hp[HP_L1], hp[HP_L2], hp[HP_P]
     alpha_s, beta_s, p_s = _to_state(st, alpha), _to_state(st, beta), _to_state(st, p)
     l1_s, l2_s = _to_state(st, l1), _to_state(st, l2)
     for r in range(nrows):
@@ -339,18 +365,6 @@ def logloss_sum(m, y, weights):
 # State for mini-batch training is one interleaved table st (D, K) plus the bias's row
 # bst (K,). FTRL columns: 0 z, 1 n, 2 w; NovoGrad: 0 m (momentum), 1 unused, 2 w.
 # Optional columns (index in flags): EMA of w, accumulated gradient.
-# Hyperparameters travel in hp (float64) and flags (int64); NaN in hp means "off".
-
-HP_BETA, HP_L1, HP_L2, HP_SHRINK, HP_P, HP_BIAS_L1, HP_BIAS_L2, HP_WD = 0, 1, 2, 3, 4, 5, 6, 7
-HP_CLIPNORM, HP_GCLIPNORM, HP_CLIPVALUE, HP_EMA_MOM, HP_LOSS_SCALE, HP_GSCALE = 8, 9, 10, 11, 12, 13
-HP_BIAS_LR, HP_BETA1, HP_BETA2, HP_EPS = 14, 15, 16, 17
-N_HP = 18
-FL_DENSE, FL_BIAS, FL_EMA_COL, FL_ACC_COL, FL_ACCUM, FL_EMA_FREQ = 0, 1, 2, 3, 4, 5
-FL_NOVOGRAD, FL_AMSGRAD, FL_GRAD_AVG = 6, 7, 8
-N_FL = 9
-COL_Z, COL_N, COL_W, COL_M = 0, 1, 2, 0
-# layer scalars ls: NovoGrad v and vhat for the weight vector and the bias
-LS_V_W, LS_V_B, LS_VHAT_W, LS_VHAT_B = 0, 1, 2, 3
 
 
 @njit(cache=True, inline="always")
