@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 
@@ -215,7 +216,7 @@ def format_floats(x: np.ndarray) -> bytes:
 def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: float = 0.5,
             with_id: bool = False, with_label: bool = False, raw: bool = False,
             read_overrides=None, reporter: Reporter | None = None) -> int:
-    """Write one line per row to the binary stream `out` (stdout by default), in input order:
+    """Write one line per row to `out` (a binary or text stream; stdout by default), in input order:
     [id TAB][label TAB]value, value being the probability (output="proba"), the margin
     ("margin", or raw=True) or the 0/1 label at `threshold` ("label"). Floats are printed so
     that they parse back exactly. The id is the text after '#' on the row's line."""
@@ -225,7 +226,7 @@ def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: fl
     inputs = expand_inputs(inputs)
     check_inputs(inputs, 1)
     model = load_model(model_dir, read_overrides)
-    out = out or sys.stdout.buffer
+    out = _binary(out)
     count = 0
     try:
         for _, m, b in iter_margins(model, inputs, reporter, with_ids=with_id):
@@ -348,13 +349,30 @@ def export(model_dir, out=None) -> int:
     seen there joined by '+'. Weights print with repr(), which parses back exactly.
     """
     model = load_model(model_dir)
-    out = out or sys.stdout.buffer
+    out = _binary(out)
     names = checkpoint.load_names(model_dir)
     lines = [f"{names.get(int(name), name) if names and name.isdigit() else name}\t{w!r}"
              for name, w in model.named_weights()]
     lines.append(f"bias\t{model.bias_weight()!r}")
     out.write(("\n".join(lines) + "\n").encode())
     return len(lines)
+
+
+class _TextSink:
+    """write(bytes) onto a text stream (io.StringIO, open(..., "w"), sys.stdout)."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, b: bytes) -> int:
+        return self.f.write(b.decode())
+
+
+def _binary(out):
+    """Where predict/export write: stdout for None, any binary stream, or a text stream."""
+    if out is None:
+        return sys.stdout.buffer
+    return _TextSink(out) if isinstance(out, io.TextIOBase) else out
 
 
 @contextlib.contextmanager

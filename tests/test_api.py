@@ -105,3 +105,14 @@ def test_paths_only_with_a_clear_error_for_matrices(tmp_path):
     X, _ = load_svmlight_file(A9A)
     with pytest.raises(TypeError, match="FTRLClassifier"):
         api.train([X], tmp_path / "m")
+
+
+def test_predict_and_export_write_to_text_streams_too(model_dir):
+    binary, text = io.BytesIO(), io.StringIO()
+    api.predict(model_dir, [A9AT], binary)
+    api.predict(model_dir, [A9AT], text)
+    assert text.getvalue() == binary.getvalue().decode() and text.getvalue().count("\n") == 500
+    binary, text = io.BytesIO(), io.StringIO()
+    api.export(model_dir, binary)
+    api.export(model_dir, text)
+    assert text.getvalue() == binary.getvalue().decode()

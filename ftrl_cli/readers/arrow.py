@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..errors import DataError
-from .errors import _arrow_errors, _one_line
+from .errors import _arrow_errors, _one_line, open_data
 
 # ---------------------------------------------------------------------------------------
 # pyarrow plumbing
@@ -48,15 +48,10 @@ def _is_list(pa, t) -> bool:
 def _open_parquet(path: str):
     import pyarrow.parquet as pq
 
-    if not os.path.exists(path):
-        raise DataError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise DataError(f"{path}: is a directory, not a data file")
+    open_data(path).close()  # (missing, a directory, no permission: worded by open_data)
     with _arrow_errors(path):
         try:
             return pq.ParquetFile(path)
-        except PermissionError:
-            raise DataError(f"{path}: permission denied") from None
         except Exception as e:  # noqa: BLE001 - pyarrow raises several types for non-Parquet
             if isinstance(e, DataError):
                 raise

@@ -1,10 +1,12 @@
-"""How input errors are worded: `file:line:col: what is wrong; what to do` for libsvm
-text, one line naming the file for Arrow (Parquet/CSV) errors.
+"""How input errors are worded, in one place: a path that cannot be opened, `file:line:col:
+what is wrong; what to do` for libsvm text, one line naming the file for Arrow (Parquet/CSV)
+errors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 
 import numpy as np
@@ -60,3 +62,18 @@ def _arrow_errors(name: str):
         raise
     except (pa.ArrowException, OSError) as e:
         raise DataError(f"{name}: {_one_line(e)}") from None
+
+
+def open_data(path: str):
+    """open(path, "rb"), with a missing file, a directory or no permission reported as a
+    one-line DataError."""
+    try:
+        if os.path.isdir(path):
+            raise DataError(f"{path}: is a directory, not a data file")
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot open ({e.strerror or e})") from None

@@ -18,6 +18,7 @@ from ..config import Config
 from ..errors import ConfigError, DataError
 from .arrow import _is_list, _open_parquet, _pa
 from .batch import BATCH_ROWS, prefetch
+from .errors import open_data
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -30,21 +31,6 @@ _MAGIC = (
 
 def display_name(path: str) -> str:
     return "<stdin>" if path == "-" else path
-
-
-def open_data(path: str):
-    """open(path, "rb"), with a missing file, a directory or no permission reported as a
-    one-line DataError (the one place that words these messages)."""
-    try:
-        if os.path.isdir(path):
-            raise DataError(f"{path}: is a directory, not a data file")
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot open ({e.strerror or e})") from None
 
 
 class InputStream:
