@@ -1,8 +1,10 @@
 """Input: every format ftrl reads, turned into CSR `Batch`es. Nothing is done per row in
 Python; pyarrow is imported only when a Parquet or CSV file is read.
 
-    source.py          paths, globs, compression and format detection; open_batches(), the
-                       one entry point: any input -> Batches, read with a model's settings
+    source.py          an input from its path to its Batches: globs, checks, open_batches(),
+                       the one entry point: any input -> Batches, read with a model's settings
+    detect.py          which format an input is (magic bytes, extension, first lines)
+    stream.py          an input as bytes: files or stdin, decompressed by magic bytes
     batch.py           the Batch type; prefetch (read-ahead in a thread)
     libsvm.py          libsvm/svmlight text (parsed in kernels/libsvm.py)
     parquet_sparse.py  sparse Parquet (label, indices, values): read, and written by convert
@@ -15,22 +17,13 @@ Python; pyarrow is imported only when a Parquet or CSV file is read.
 
 from .arrays import iter_csr
 from .batch import BATCH_ROWS, Batch, prefetch
+from .detect import FORMATS, detect_format, parquet_layout
+from .errors import open_data
 from .libsvm import CHUNK_BYTES, iter_libsvm
 from .names import NAME_MAP_ENTRIES, NameMap
 from .parquet_sparse import convert_to_parquet, iter_parquet_sparse, sparse_schema
-from .source import (
-    FORMATS,
-    InputStream,
-    check_inputs,
-    detect_format,
-    display_name,
-    expand_inputs,
-    input_format,
-    input_ids,
-    open_batches,
-    open_data,
-    parquet_layout,
-)
+from .source import check_inputs, expand_inputs, input_format, input_ids, open_batches
+from .stream import InputStream, display_name
 from .wide import NUMERIC_AS, iter_tabular
 
 __all__ = [

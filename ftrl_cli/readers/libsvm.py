@@ -19,7 +19,7 @@ from .. import kernels as K
 from ..errors import DataError
 from .batch import BATCH_ROWS, Batch
 from .errors import _error
-from .source import InputStream
+from .stream import InputStream
 
 CHUNK_BYTES = 8 << 20  # read buffer; grows for longer lines up to MAX_LINE_BYTES
 

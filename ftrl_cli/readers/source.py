@@ -1,193 +1,19 @@
-"""What an input is and how to open it: paths and globs, compression and format
-detection (magic bytes, extension, a look at the first lines), and `open_batches`, the
-one entry point that turns any input train reads into `Batch`es with a model's settings.
+"""An input of a run, from its path to its Batches: globs, the checks made before any
+training, the format to read it as, and `open_batches`, the one entry point that turns any
+input train reads into `Batch`es with a model's settings.
 """
 
 from __future__ import annotations
 
-import bz2
 import glob
-import gzip
-import lzma
 import os
-import re
-import sys
-import zlib
 
 from ..config import Config
 from ..errors import ConfigError, DataError
-from .arrow import _is_list, _open_parquet, _pa
+from . import libsvm, parquet_sparse, wide
 from .batch import BATCH_ROWS, prefetch
+from .detect import detect_format, parquet_layout
 from .errors import open_data
-
-_MAGIC = (
-    (b"\x1f\x8b", "gzip"),
-    (b"BZh", "bzip2"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-    (b"PAR1", "parquet"),
-)
-
-
-def display_name(path: str) -> str:
-    return "<stdin>" if path == "-" else path
-
-
-class InputStream:
-    """A binary stream over a path, decompressing by magic bytes. Use as a context manager."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.name = display_name(path)
-        self._raw = None
-        if path == "-":
-            self._raw = sys.stdin.buffer
-            head = self._raw.peek(8)[:8] if hasattr(self._raw, "peek") else b""
-        else:
-            self._raw = open_data(path)
-            try:
-                head = self._raw.read(8)
-                self._raw.seek(0)
-            except OSError as e:
-                self._raw.close()
-                raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
-        self.kind = "text"
-        for magic, kind in _MAGIC:
-            if head.startswith(magic):
-                self.kind = kind
-        if self.kind == "parquet":
-            self.close()
-            raise DataError(f"{self.name}: this is a Parquet file, not libsvm text")
-        self.size = os.fstat(self._raw.fileno()).st_size if path != "-" else 0
-        if self.kind == "gzip":
-            self.f = gzip.GzipFile(fileobj=self._raw, mode="rb")
-        elif self.kind == "bzip2":
-            self.f = bz2.BZ2File(self._raw, mode="rb")
-        elif self.kind == "xz":
-            self.f = lzma.LZMAFile(self._raw, mode="rb")
-        elif self.kind == "zstd":
-            import pyarrow as pa  # zstd without another dependency
-
-            self.f = pa.CompressedInputStream(pa.PythonFile(self._raw, mode="r"), "zstd")
-        else:
-            self.f = self._raw
-
-    def raw_pos(self) -> int:
-        try:
-            return self._raw.tell()
-        except (OSError, ValueError):
-            return 0
-
-    def readinto(self, mv) -> int:
-        try:
-            return self.f.readinto(mv)
-        except EOFError:
-            raise DataError(f"{self.name}: {self.kind} stream ends early (truncated file?)") from None
-        except (OSError, zlib.error, lzma.LZMAError, ValueError) as e:
-            if self.kind == "text":
-                raise DataError(f"{self.name}: read error ({e})") from None
-            raise DataError(f"{self.name}: corrupt {self.kind} data ({e})") from None
-
-    def skip(self, nbytes: int) -> None:
-        """Advance nbytes into the decompressed stream (resume)."""
-        if nbytes <= 0:
-            return
-        if self.kind == "text" and self.path != "-":
-            self.f.seek(nbytes)
-            return
-        scratch = bytearray(1 << 20)
-        mv = memoryview(scratch)
-        left = nbytes
-        while left > 0:
-            got = self.readinto(mv[: min(left, len(scratch))])
-            if got == 0:
-                raise DataError(f"{self.name}: ends before the resume position (byte {nbytes})")
-            left -= got
-
-    def close(self):
-        if self._raw is not None and self._raw is not sys.stdin.buffer:
-            self._raw.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-FORMATS = ("parquet", "csv", "tsv", "libsvm")
-
-
-_EXT = {
-    ".parquet": "parquet", ".pq": "parquet",
-    ".csv": "csv",
-    ".tsv": "tsv", ".tab": "tsv",
-    ".svm": "libsvm", ".libsvm": "libsvm", ".svmlight": "libsvm",
-}
-
-
-_COMPRESSED_EXT = (".gz", ".gzip", ".bz2", ".xz", ".zst", ".zstd")
-
-
-_LIBSVM_LINE = re.compile(
-    rb"^[ \t]*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?:[ \t]+(?:qid:\d+|\d+:\S+))*[ \t]*(?:#.*)?\r?$")
-
-
-# ---------------------------------------------------------------------------------------
-# format detection
-# ---------------------------------------------------------------------------------------
-
-def detect_format(path: str) -> str:
-    """'parquet', 'csv', 'tsv' or 'libsvm', from magic bytes, extension, then content.
-
-    `PAR1` at the start is Parquet. Otherwise the extension (after a .gz/.bz2/.xz/.zst
-    suffix) decides: .parquet/.pq, .csv, .tsv/.tab, .svm/.libsvm/.svmlight. For .txt and
-    anything else the first data line is looked at (decompressed if need be): a libsvm
-    line (`label id:value ...`) is libsvm, else a tab makes it TSV, a comma CSV.
-    """
-    if path == "-":
-        return "libsvm"
-    with open_data(path) as f:
-        head = f.read(4)
-    if head == b"PAR1":
-        return "parquet"
-    name = os.path.basename(path).lower()
-    for suffix in _COMPRESSED_EXT:
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    ext = os.path.splitext(name)[1]
-    if ext in _EXT:
-        return _EXT[ext]
-    return _sniff(path)
-
-
-def _sniff(path: str) -> str:
-    with InputStream(path) as src:
-        buf = bytearray(1 << 16)
-        got = src.readinto(memoryview(buf))
-    for line in bytes(buf[:got]).split(b"\n")[:-1] or [bytes(buf[:got])]:
-        s = line.strip()
-        if not s or s.startswith(b"#"):
-            continue
-        if _LIBSVM_LINE.match(line):
-            return "libsvm"
-        if b"\t" in line:
-            return "tsv"
-        if b"," in line:
-            return "csv"
-        return "libsvm"
-    return "libsvm"
-
-
-def parquet_layout(path: str, indices: str = "indices") -> str:
-    """'sparse' when the Parquet file has a list column named `indices`, else 'wide'."""
-    pa = _pa()
-    schema = _open_parquet(path).schema_arrow
-    i = schema.get_field_index(indices)
-    if i >= 0 and _is_list(pa, schema.field(i).type):
-        return "sparse"
-    return "wide"
 
 
 def input_ids(inputs):
@@ -251,8 +77,6 @@ def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_ro
     """Batches from one input in any format train reads, with the model's column and
     hashing settings. Resume positions: bytes/lines for text, rows for tables.
     shuffle_seed: a Parquet file's row groups are read in an order seeded by it."""
-    from . import libsvm, parquet_sparse, wide  # (they import this module)
-
     fmt = input_format(path, config)
     if fmt == "libsvm":
         # (skipped lines are counted as they are read: read ahead only when none can be)

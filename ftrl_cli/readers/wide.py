@@ -51,9 +51,10 @@ from .arrow import (
     _valid,
 )
 from .batch import Batch
+from .detect import detect_format
 from .errors import _arrow_errors, _one_line
 from .names import NameMap
-from .source import InputStream, detect_format, display_name
+from .stream import InputStream, display_name
 
 NUMERIC_AS = ("value", "categorical", "bin", "logsq")
 
