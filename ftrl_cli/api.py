@@ -33,6 +33,7 @@ from .readers import (
     input_ids,
     open_batches,
 )
+from .readers.fingerprint import fingerprint
 from .records import InputId
 
 
@@ -55,8 +56,8 @@ def resolve_config(model_dir, *, config_file=None, overrides=None, resume=False,
         kind, path = external
         mapper = {"keras": from_keras, "mxnet": from_mxnet, "novograd": from_novograd}[kind]
         overrides = {**mapper(read_json(path), source=str(path)), **overrides}
-    if resume and checkpoint.has_checkpoint(model_dir):
-        base = checkpoint.read_config(model_dir)
+    base = _resume_config(model_dir) if resume else None
+    if base is not None:
         changed = [k for k in Config.STRUCTURAL if k in overrides and overrides[k] != getattr(base, k)]
         if changed:
             k = changed[0]
@@ -76,17 +77,33 @@ def resolve_config(model_dir, *, config_file=None, overrides=None, resume=False,
 # train
 # ---------------------------------------------------------------------------------------
 
+def _resume_config(model_dir) -> Config | None:
+    """The settings --resume continues with: those of the run in progress (killed, even
+    before its first checkpoint), else the newest finished model's; None: nothing to resume."""
+    if not os.path.isdir(model_dir):
+        return None
+    checkpoint.check_ours(model_dir)
+    pending = checkpoint.pending_config(model_dir)
+    if pending is not None:
+        return pending
+    return checkpoint.read_config(model_dir) if checkpoint.has_checkpoint(model_dir) else None
+
+
 def train(inputs, model_dir, config: Config | None = None, *, config_file=None, overrides=None,
-          external=None, resume: bool = False, force: bool = False,
+          external=None, resume: bool = False, force: bool = False, last_good: bool = False,
           reporter: Reporter | None = None, batch_rows: int = BATCH_ROWS,
           handle_signals: bool = False) -> dict:
-    """Train on inputs (libsvm, Parquet, CSV/TSV paths, '-' for stdin) and write model_dir
-    (config.json + checkpoints). For matrices in memory, use ftrl_cli.sklearn.FTRLClassifier.
+    """Train on inputs (libsvm, Parquet, CSV/TSV paths, '-' for stdin) and write model_dir.
+    For matrices in memory, use ftrl_cli.sklearn.FTRLClassifier.
 
-    resume: continue from model_dir's newest checkpoint: an unfinished run picks up at its
-    recorded input position; a finished one trains further on `inputs`.
+    resume: continue model_dir's model: a run in progress (killed) picks up at its last
+    checkpoint's position in the same inputs, with its settings; a finished model trains
+    further on `inputs` (or, when they are the very inputs and passes it finished with,
+    nothing is done). force: replace the model there, once the new one has finished.
+    last_good: a damaged newest checkpoint is passed over (else it is an error).
     handle_signals: SIGINT/SIGTERM stop with a checkpoint (the CLI sets it; a library
     caller's own handlers are left alone by default).
+    The directory is locked for the run: a second run on it fails at once.
     Returns a summary dict (examples, passes, progressive logloss, seconds, ...).
     """
     reporter = reporter or Reporter()
@@ -96,18 +113,37 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
         config = resolve_config(model_dir, config_file=config_file, overrides=overrides,
                                 resume=resume, external=external)
     check_inputs(inputs, config.passes)
-    model, log = _open_model(model_dir, config, resume=resume, force=force, reporter=reporter)
-    ids = input_ids(inputs)
-    log = start_run(log, [InputId(e["path"], e["size"]) for e in ids], config)
-    wide = not all(input_format(p, config) in ("libsvm", "parquet-sparse") for p in inputs)
-    names = checkpoint.names_for(model_dir, wide)
-    sources = [file_source(p, config, e["size"], names) for p, e in zip(inputs, ids)]
-    validation = file_source(config.validation, config, None) if config.validation else None
-    start_examples, start_bad = log.examples_seen, log.bad_lines
-    with StopFlag(install=handle_signals) as stop:
-        trainer = Trainer(config, model, log, store=checkpoint.ModelDir(model_dir), reporter=reporter,
-                          validation=validation, names=names, batch_rows=batch_rows, stop=stop)
-        model = trainer.run(sources)
+    checkpoint.check_ours(model_dir, force=force)
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+    except OSError as e:
+        raise ModelError(f"{model_dir}: cannot create model directory ({e.strerror or e})") from None
+    with checkpoint.DirLock(model_dir):
+        if force and checkpoint.reset_unreadable(model_dir):
+            reporter.warn(f"{model_dir}: its manifest is unreadable or from a newer ftrl; replacing the model")
+        checkpoint.clean_leftovers(model_dir)
+        model, log, replaces = _open_model(model_dir, config, resume=resume, force=force,
+                                           last_good=last_good, reporter=reporter)
+        ids = [InputId(e["path"], e["size"], fingerprint(e["path"])) for e in input_ids(inputs)]
+        same_settings = model.config == config
+        model = model if same_settings else Model(config, model.state)  # (--resume --alpha ...)
+        if log is not None and log.finished and log.run.inputs == ids and log.run.passes == config.passes \
+                and same_settings:
+            reporter.log(f"{model_dir}: already trained on these inputs ({config.passes} pass(es), "
+                         f"{log.examples_seen:,} examples); nothing to do")
+            return _train_summary(model_dir, None, model, log, log.examples_seen, log.bad_lines, None)
+        log = start_run(log, ids, config)
+        checkpoint.start_run(model_dir, config, replaces=replaces, resume=resume)
+        wide = not all(input_format(p, config) in ("libsvm", "parquet-sparse") for p in inputs)
+        names = checkpoint.names_for(model_dir, wide, resume=not replaces)
+        sources = [file_source(p, config, e.size, names) for p, e in zip(inputs, ids)]
+        validation = _validation_source(config)
+        start_examples, start_bad = log.examples_seen, log.bad_lines
+        with StopFlag(install=handle_signals) as stop:
+            trainer = Trainer(config, model, log, store=checkpoint.ModelDir(model_dir, names),
+                              reporter=reporter, validation=validation, names=names,
+                              batch_rows=batch_rows, stop=stop)
+            model = trainer.run(sources)
     summary = _train_summary(model_dir, trainer, model, log, start_examples, start_bad, names)
     if model.alias.size and not model.alias_overflow:
         reporter.warn(f"feature ids >= 2**{config.bits} were hashed into the table; "
@@ -115,34 +151,52 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
     return summary
 
 
-def _open_model(model_dir, config, *, resume, force, reporter):
-    """(model, log) to train: the newest checkpoint on resume, else a new model (None log)
-    in a directory made ready for it; config.json is written either way."""
-    log = None
-    if resume and os.path.isdir(model_dir) and checkpoint.has_checkpoint(model_dir):
-        model, log = checkpoint.load(model_dir, config, warn=reporter.warn)
-    else:
-        if resume:
-            reporter.log(f"{model_dir}: no checkpoint yet; starting from the beginning")
-        elif not force and os.path.isdir(model_dir) and checkpoint.has_checkpoint(model_dir):
-            raise ConfigError(f"{model_dir} already holds a model: use --resume to continue it, "
-                              "--force to replace it, or another -m directory")
-        elif force and os.path.isdir(model_dir):
-            checkpoint.clear(model_dir)
-        model = Model(config)
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-    except OSError as e:
-        raise ModelError(f"{model_dir}: cannot create model directory ({e.strerror or e})") from None
-    checkpoint.write_config(model_dir, config)
-    return model, log
+def _validation_source(config):
+    """The --validation file as a Source, checked before any training: it exists and holds
+    rows (stdin is taken as it comes)."""
+    if not config.validation:
+        return None
+    validation = file_source(config.validation, config, None)
+    if config.validation != "-":
+        check_inputs([config.validation], 1)
+        it = validation.open()
+        try:
+            if not any(b.rows for b in it):
+                raise DataError(f"{config.validation}: the validation data has no rows; "
+                                "give --validation a file of labelled rows")
+        finally:
+            getattr(it, "close", lambda: None)()
+    return validation
+
+
+def _open_model(model_dir, config, *, resume, force, last_good, reporter):
+    """(model, log, replaces) to train from, with the directory locked: on resume the run
+    in progress or the newest finished model, else a new model (log None); replaces: the
+    directory's finished model is to be replaced once the new one finishes (--force)."""
+    has_model = checkpoint.has_checkpoint(model_dir)
+    pending = checkpoint.read_manifest(model_dir).get("pending")
+    if resume and pending is not None and (pending.get("checkpoints") or not pending.get("replaces")) \
+            and (pending.get("checkpoints") or has_model):
+        model, log = checkpoint.load(model_dir, config, resume=True, fallback=last_good, warn=reporter.warn)
+        return model, log, bool(pending.get("replaces"))
+    if resume and pending is not None:  # killed before its first checkpoint: start it again
+        return Model(config), None, bool(pending.get("replaces")) and has_model
+    if resume and has_model:
+        model, log = checkpoint.load(model_dir, config, resume=True, fallback=last_good, warn=reporter.warn)
+        return model, log, False
+    if resume:
+        reporter.log(f"{model_dir}: no checkpoint yet; starting from the beginning")
+    elif has_model and not force:
+        raise ConfigError(f"{model_dir} already holds a model: use --resume to continue it, "
+                          "--force to replace it, or another -m directory")
+    return Model(config), None, has_model
 
 
 def _train_summary(model_dir, trainer, model, log, start_examples, start_bad, names) -> dict:
     """What `ftrl train` prints and --json reports about this run."""
     examples = log.examples_seen - start_examples
-    passes_run = log.history[len(log.history) - (log.passes_done - log.run.first_pass):]
-    seconds = trainer.seconds
+    passes_run = log.history[len(log.history) - (log.passes_done - log.run.first_pass):] if trainer else []
+    seconds = trainer.seconds if trainer else 0.0
     first, last = (passes_run[0], passes_run[-1]) if passes_run else (None, None)
     return {
         "model_dir": model_dir,
@@ -155,8 +209,9 @@ def _train_summary(model_dir, trainer, model, log, start_examples, start_bad, na
         "validation": log.evals[-1].to_json() if log.evals else None,
         "best": log.best.to_json() if log.best else None,
         "kept": log.kept.to_json() if log.kept else None,
-        "stopped_early": trainer.stopped_early,
-        "features": trainer.features,
+        "stopped_early": trainer.stopped_early if trainer else False,
+        "features": trainer.features if trainer else 0,
+        "up_to_date": trainer is None,
         "seconds": seconds,
         "rows_per_second": examples / seconds if seconds > 0 else None,
         "bad_lines": log.bad_lines - start_bad,
@@ -170,14 +225,20 @@ def _train_summary(model_dir, trainer, model, log, start_examples, start_bad, na
 # predict / evaluate / export
 # ---------------------------------------------------------------------------------------
 
-def load_model(model_dir, read_overrides=None) -> Model:
-    """The newest checkpoint's model; read_overrides change how data is read (e.g. a test
-    CSV without the header line: {"header": False, "columns": [...]})."""
-    model, _ = checkpoint.load(model_dir)
+def load_model(model_dir, read_overrides=None, *, last_good: bool = False, warn=None) -> Model:
+    """The newest finished model; read_overrides change how data is read (e.g. a test CSV
+    without the header line: {"header": False, "columns": [...]}). A damaged newest
+    checkpoint is an error (ModelError); with last_good the newest good one is used and
+    warn() says which."""
+    model, _ = checkpoint.load(model_dir, fallback=last_good, warn=warn or _stderr_warn)
     over = {k: v for k, v in (read_overrides or {}).items() if v is not None}
     if over:
         model.config = model.config.replace(**over)
     return model
+
+
+def _stderr_warn(message: str) -> None:
+    print(f"ftrl: warning: {message}", file=sys.stderr)
 
 
 def iter_margins(model: Model, inputs, reporter: Reporter | None = None, with_ids: bool = False):
@@ -215,7 +276,7 @@ def format_floats(x: np.ndarray) -> bytes:
 
 def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: float = 0.5,
             with_id: bool = False, with_label: bool = False, raw: bool = False,
-            read_overrides=None, reporter: Reporter | None = None) -> int:
+            read_overrides=None, reporter: Reporter | None = None, last_good: bool = False) -> int:
     """Write one line per row to `out` (a binary or text stream; stdout by default), in input order:
     [id TAB][label TAB]value, value being the probability (output="proba"), the margin
     ("margin", or raw=True) or the 0/1 label at `threshold` ("label"). Floats are printed so
@@ -225,7 +286,7 @@ def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: fl
     output = "margin" if raw else output
     inputs = expand_inputs(inputs)
     check_inputs(inputs, 1)
-    model = load_model(model_dir, read_overrides)
+    model = load_model(model_dir, read_overrides, last_good=last_good, warn=reporter.warn if reporter else None)
     out = _binary(out)
     count = 0
     try:
@@ -257,12 +318,13 @@ def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: fl
 
 
 def evaluate(model_dir, inputs, *, threshold: float = 0.5, per_file: bool = False, bins: int = 10,
-             plot: str | None = None, read_overrides=None, reporter: Reporter | None = None) -> dict:
+             plot: str | None = None, read_overrides=None, reporter: Reporter | None = None,
+             last_good: bool = False) -> dict:
     """Metrics of the model on labelled inputs (see metrics.summary); with per_file, also
     one summary per input under "files"."""
     inputs = expand_inputs(inputs)
     check_inputs(inputs, 1)
-    model = load_model(model_dir, read_overrides)
+    model = load_model(model_dir, read_overrides, last_good=last_good, warn=reporter.warn if reporter else None)
     parts = {path: ([], [], []) for path in inputs}
     try:
         for path, m, b in iter_margins(model, inputs, reporter):
@@ -291,9 +353,9 @@ def _summary(m, y, w, threshold, bins):
     return metrics.summary(m, y, threshold, weights=None if np.all(w == 1) else w, bins=bins)
 
 
-def inspect(model_dir, top: int = 10) -> dict:
+def inspect(model_dir, top: int = 10, *, last_good: bool = False) -> dict:
     """What a model directory holds: settings, training history, table, top weights."""
-    model, log = checkpoint.load(model_dir)
+    model, log = checkpoint.load(model_dir, fallback=last_good, warn=_stderr_warn)
     c = model.config
     w = model.weights()
     init = fresh_row(c, model.st.dtype)
@@ -338,17 +400,18 @@ def inspect(model_dir, top: int = 10) -> dict:
         "top_positive": named(order[::-1][:top], 1),
         "top_negative": named(order[:top], -1),
         "checkpoints": manifest.get("checkpoints", []),
+        "pending": manifest.get("pending"),
         "iterations": model.iterations,
     }
 
 
-def export(model_dir, out=None) -> int:
+def export(model_dir, out=None, *, last_good: bool = False) -> int:
     """Write `feature<TAB>weight` for every nonzero weight, then `bias<TAB>weight`.
 
     Features are named by their id in the data; slots shared by hashed ids list every id
     seen there joined by '+'. Weights print with repr(), which parses back exactly.
     """
-    model = load_model(model_dir)
+    model = load_model(model_dir, last_good=last_good)
     out = _binary(out)
     names = checkpoint.load_names(model_dir)
     lines = [f"{names.get(int(name), name) if names and name.isdigit() else name}\t{w!r}"

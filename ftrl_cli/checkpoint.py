@@ -1,13 +1,16 @@
 """The model directory on disk: this module reads and writes every file in it
-(docs/model-format.md is the spec), and nothing is ever half-written.
+(docs/model-format.md is the spec). Nothing is ever half-written, nothing outside it is
+touched, and a model is replaced only by a complete one.
 
     model/
-      config.json         every resolved setting + format and package versions
-      ckpt-000007.npz     a State (table, bias, layer, aliases, iterations) and the
-                          TrainingLog as JSON (`meta`)
-      best.npz            the best model so far under early stopping
+      manifest.json       the commit point: the finished models' checkpoints (sha256), and
+                          the run in progress ("pending": its settings and checkpoints)
+      ckpt-000007.npz     a State, the TrainingLog and the settings it was trained with
+      config.json         the settings of the newest finished model (a Makefile's target:
+                          it changes only when a run has finished and been committed)
+      best.npz            the best model so far of a run under early stopping
       names.tsv           slot -> column=value names of a model trained on wide tables
-      manifest.json       the list of good checkpoints with sha256; written last
+      .lock               held (flock) by the one run writing the directory
 
 Every file goes to a temp file beside its target, is fsynced, then os.replace()d. A
 checkpoint exists only once the manifest names it. Loading verifies the checksum, the
@@ -17,22 +20,43 @@ shapes and dtypes, and the format version, and never unpickles (allow_pickle=Fal
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
+import stat
+import sys
 import time
 
 import numpy as np
 
 from .atomic import atomic_writer
-from .config import FORMAT_VERSION, Config
-from .errors import ConfigError, ModelError
+from .config import Config
+from .errors import ConfigError, DataError, ModelError
 from .model import Model, State, layout
 from .records import TrainingLog
 
 MANIFEST = "manifest.json"
 CONFIG = "config.json"
+BEST = "best.npz"
+NAMES = "names.tsv"
+LOCK = ".lock"
 MODEL_FORMAT = "ftrl-model"
+MANIFEST_VERSION = 2  # 1: every checkpoint in "checkpoints" (ftrl 0.1 before the engine)
+_CKPT = re.compile(r"ckpt-(\d{6,})\.npz\Z")
+_OWN_FILES = (MANIFEST, CONFIG, BEST, NAMES, LOCK)
+_TMP = re.compile(r"\.(ckpt-\d{6,}\.npz|manifest\.json|config\.json|best\.npz|names\.tsv)\.\w+\.tmp\Z")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _write_error(path, e: OSError) -> Exception:
+    """A failed write: the disk's fault (full, quota, I/O: exit 1) or the directory's (3)."""
+    kind = DataError if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO) else ModelError
+    return kind(f"{path}: write failed ({e.strerror or e}); the previous file is intact")
 
 
 def write_bytes(path, data: bytes) -> None:
@@ -40,70 +64,322 @@ def write_bytes(path, data: bytes) -> None:
         with atomic_writer(path) as f:
             f.write(data)
     except OSError as e:
-        raise ModelError(f"{path}: write failed ({e.strerror or e}); the previous file is intact") from None
+        raise _write_error(path, e) from None
 
+
+# ---------------------------------------------------------------------------------------
+# the manifest
+# ---------------------------------------------------------------------------------------
+
+def _empty_manifest() -> dict:
+    return {"format": MODEL_FORMAT, "format_version": MANIFEST_VERSION, "checkpoints": []}
+
+
+def read_manifest(model_dir) -> dict:
+    """The manifest, checked: its shape, and that every file it names is one of ftrl's own
+    names inside the directory (never a path). A missing manifest is an empty one."""
+    path = os.path.join(model_dir, MANIFEST)
+    try:
+        with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ModelError(f"{path}: not a regular file")
+            m = json.loads(f.read(1 << 24).decode("utf-8"))
+    except FileNotFoundError:
+        return _empty_manifest()
+    except ModelError:
+        raise
+    except (OSError, ValueError, RecursionError) as e:
+        raise ModelError(f"{path}: unreadable manifest ({str(e)[:200]})") from None
+    if not isinstance(m, dict) or m.get("format") != MODEL_FORMAT:
+        raise ModelError(f"{path}: not an ftrl model manifest")
+    v = m.get("format_version")
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise ModelError(f"{path}: format_version must be an integer, not {v!r}")
+    if v > MANIFEST_VERSION:
+        raise ModelError(f"{path}: model format {v} is newer than this ftrl reads ({MANIFEST_VERSION}); "
+                         "upgrade ftrl")
+    _check_entries(m.get("checkpoints"), path, "checkpoints")
+    pending = m.get("pending")
+    if pending is not None:
+        if not isinstance(pending, dict) or not isinstance(pending.get("config"), dict):
+            raise ModelError(f"{path}: 'pending' is not a run record")
+        _check_entries(pending.get("checkpoints", []), path, "pending checkpoints")
+    best = m.get("best")
+    if best is not None and (not isinstance(best, dict) or best.get("file") != BEST):
+        raise ModelError(f"{path}: 'best' must name {BEST}")
+    return m
+
+
+def _check_entries(entries, path, what) -> None:
+    if not isinstance(entries, list):
+        raise ModelError(f"{path}: {what} is not a list")
+    for e in entries:
+        ok = (isinstance(e, dict) and isinstance(e.get("seq"), int) and not isinstance(e.get("seq"), bool)
+              and isinstance(e.get("file"), str) and _CKPT.fullmatch(e["file"])
+              and isinstance(e.get("sha256"), str))
+        if not ok:
+            raise ModelError(f"{path}: {what}: {str(e)[:80]} is not a checkpoint entry "
+                             "(seq, file ckpt-NNNNNN.npz, sha256)")
+
+
+def _write_manifest(model_dir, m: dict) -> None:
+    from . import __version__
+
+    m.update({"format": MODEL_FORMAT, "format_version": MANIFEST_VERSION, "package_version": __version__})
+    write_bytes(os.path.join(model_dir, MANIFEST), (json.dumps(m, indent=2) + "\n").encode())
+
+
+def _finished_entries(m: dict) -> list:
+    """The served models' checkpoints, oldest first (format 1: all of them)."""
+    return m["checkpoints"]
+
+
+def has_checkpoint(model_dir) -> bool:
+    """A finished model to serve (or, format 1, any checkpoint)."""
+    return bool(read_manifest(model_dir)["checkpoints"])
+
+
+def has_pending(model_dir) -> bool:
+    return read_manifest(model_dir).get("pending") is not None
+
+
+def pending_config(model_dir) -> Config | None:
+    """The settings of the run in progress (killed before it finished), if any."""
+    p = read_manifest(model_dir).get("pending")
+    if p is None:
+        return None
+    try:
+        return Config.from_dict(p["config"], source=os.path.join(model_dir, MANIFEST))
+    except ConfigError as e:
+        raise ModelError(str(e)) from None
+
+
+# ---------------------------------------------------------------------------------------
+# whose directory, who writes it
+# ---------------------------------------------------------------------------------------
+
+def check_ours(model_dir, force: bool = False) -> None:
+    """Refuse a directory ftrl did not make: an existing one must be empty, or hold an
+    ftrl manifest, or only ftrl's own file names (a run killed before its first commit).
+    force: an ftrl manifest this version cannot read (damaged, newer) is let through, to be
+    replaced (reset_unreadable)."""
+    try:
+        names = os.listdir(model_dir)
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        raise ModelError(f"{model_dir}: not a directory; give -m a directory") from None
+    except OSError as e:
+        raise ModelError(f"{model_dir}: cannot read the directory ({e.strerror or e})") from None
+    if MANIFEST in names:
+        try:
+            read_manifest(model_dir)  # (raises unless it is ftrl's)
+        except ModelError:
+            if not (force and _says_ftrl(model_dir)):
+                raise
+        return
+    foreign = sorted(n for n in names if not (n in _OWN_FILES or _CKPT.fullmatch(n) or _TMP.fullmatch(n)))
+    if CONFIG in names and not foreign:
+        try:
+            with open(os.path.join(model_dir, CONFIG), "rb") as f:
+                kind = json.loads(f.read(1 << 20)).get("kind")
+        except (OSError, ValueError, AttributeError, RecursionError):
+            kind = None
+        if kind != "ftrl-config":
+            foreign = [CONFIG]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ModelError(f"{model_dir}: not an ftrl model directory (it holds {shown}, which ftrl did not "
+                         "write); give -m a new or empty directory")
+
+
+def _says_ftrl(model_dir) -> bool:
+    try:
+        with open(os.path.join(model_dir, MANIFEST), "rb") as f:
+            return f'"{MODEL_FORMAT}"'.encode() in f.read(1 << 16)
+    except OSError:
+        return False
+
+
+def reset_unreadable(model_dir) -> bool:
+    """--force over an ftrl manifest this version cannot read: start from an empty one
+    (the old checkpoints become leftovers). Call with the lock held; True if it did."""
+    try:
+        read_manifest(model_dir)
+        return False
+    except ModelError:
+        if not _says_ftrl(model_dir):
+            raise
+    _write_manifest(model_dir, _empty_manifest())
+    return True
+
+
+class DirLock:
+    """An exclusive flock on model_dir/.lock for the one run that writes the directory.
+    The kernel releases it when the holder exits or dies; the file records the holder."""
+
+    def __init__(self, model_dir):
+        self.path = os.path.join(model_dir, LOCK)
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise ModelError(f"{os.path.dirname(self.path)}: cannot write the model directory "
+                             f"({e.strerror or e}); use another -m directory") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.pread(fd, 400, 0).decode("utf-8", "replace").strip() or "another process"
+            except OSError:
+                holder = "another process"
+            os.close(fd)
+            raise ModelError(f"{os.path.dirname(self.path)}: in use by {holder}; wait for it to finish "
+                             "or use another -m directory") from None
+        os.ftruncate(fd, 0)
+        cmd = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:200]
+        os.pwrite(fd, f"pid {os.getpid()} ({cmd}) since {_now()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # (releases the lock; the file stays, empty of meaning)
+            self.fd = None
+
+
+def clean_leftovers(model_dir) -> list:
+    """Remove what killed runs left: temp files of ftrl's own files, and checkpoint files
+    the manifest does not name. Call with the lock held. Returns the names removed."""
+    m = read_manifest(model_dir)
+    named = {e["file"] for e in m["checkpoints"]} | {e["file"] for e in (m.get("pending") or {}).get(
+        "checkpoints", [])}
+    removed = []
+    for n in os.listdir(model_dir):
+        if _TMP.fullmatch(n) or (_CKPT.fullmatch(n) and n not in named):
+            p = os.path.join(model_dir, n)
+            if stat.S_ISREG(os.lstat(p).st_mode):
+                with contextlib.suppress(OSError):
+                    os.unlink(p)
+                    removed.append(n)
+    return removed
+
+
+# ---------------------------------------------------------------------------------------
+# config.json
+# ---------------------------------------------------------------------------------------
 
 def write_config(model_dir, config: Config) -> None:
     write_bytes(os.path.join(model_dir, CONFIG), config.to_json().encode())
 
 
 def read_config(model_dir) -> Config:
+    """The settings of the model served: those stored in its newest finished checkpoint
+    (config.json for checkpoints written before they carried their settings)."""
+    m = read_manifest(model_dir) if os.path.isdir(model_dir) else None
+    if m and m["checkpoints"]:
+        path = _entry_path(model_dir, m["checkpoints"][-1])
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            with np.load(path, allow_pickle=False) as z:
+                if "config" in z.files:
+                    return _config_from_bytes(z["config"], path)
     path = os.path.join(model_dir, CONFIG)
     if not os.path.exists(path):
-        raise ModelError(f"{model_dir}: not a model directory (no {CONFIG}); train one with `ftrl train DATA -m {model_dir}`")
+        raise ModelError(f"{model_dir}: not a model directory (no {CONFIG}); train one with "
+                         f"`ftrl train DATA -m {model_dir}`")
     try:
         return Config.from_json_file(path)
     except ConfigError as e:
         raise ModelError(str(e)) from None
 
 
-def read_manifest(model_dir) -> dict:
-    path = os.path.join(model_dir, MANIFEST)
+def _config_from_bytes(arr, path) -> Config:
     try:
-        with open(path, encoding="utf-8") as f:
-            m = json.load(f)
-    except FileNotFoundError:
-        return {"format": MODEL_FORMAT, "format_version": FORMAT_VERSION, "checkpoints": []}
-    except (OSError, ValueError) as e:
-        raise ModelError(f"{path}: unreadable manifest ({e})") from None
-    if not isinstance(m, dict) or m.get("format") != MODEL_FORMAT:
-        raise ModelError(f"{path}: not an ftrl model manifest")
-    if not isinstance(m.get("format_version"), int) or m["format_version"] > FORMAT_VERSION:
-        raise ModelError(f"{path}: model format {m.get('format_version')!r} is newer than this ftrl "
-                         f"reads ({FORMAT_VERSION}); upgrade ftrl")
-    return m
+        return Config.from_dict(json.loads(arr.tobytes().decode()), source=path)
+    except (ValueError, ConfigError, RecursionError) as e:
+        raise ModelError(f"{path}: the settings stored in the checkpoint are invalid ({e})") from None
 
 
-def has_checkpoint(model_dir) -> bool:
-    return bool(read_manifest(model_dir)["checkpoints"])
+# ---------------------------------------------------------------------------------------
+# writing: a run's checkpoints are pending until it finishes
+# ---------------------------------------------------------------------------------------
+
+def start_run(model_dir, config: Config, *, replaces: bool = False, resume: bool = False) -> None:
+    """Record the settings of the run that starts (so a run killed before its first
+    checkpoint resumes with them). resume: a pending run continues with its own record;
+    replaces: the run will replace the finished model only when it finishes (--force)."""
+    m = read_manifest(model_dir)
+    pending = m.get("pending")
+    if resume and pending is not None:
+        pending["config"] = config.to_dict()
+    else:
+        old = (pending or {}).get("checkpoints", [])
+        m["pending"] = {"config": config.to_dict(), "replaces": bool(replaces), "started": _now(),
+                        "checkpoints": []}
+        m.pop("best", None)
+        _write_manifest(model_dir, m)
+        for e in old:  # a pending run that is not resumed is abandoned
+            _unlink(model_dir, e["file"])
+        return
+    _write_manifest(model_dir, m)
 
 
-def save(model_dir, model: Model, log: TrainingLog) -> str:
-    """Write a new checkpoint, then the manifest naming it; prune beyond keep_checkpoints."""
-    from . import __version__
-
-    manifest = read_manifest(model_dir)
-    entries = manifest["checkpoints"]
-    seq = 1 + max((e["seq"] for e in entries), default=0)
+def save(model_dir, model: Model, log: TrainingLog, names=None) -> str:
+    """Write a checkpoint, then the manifest naming it (the commit). An unfinished one joins
+    the pending run; a finished one becomes the model served: the manifest lists it, the
+    pending run ends, and only then config.json and names.tsv are rewritten."""
+    m = read_manifest(model_dir)
+    pending = m.get("pending") or {"config": model.config.to_dict(), "replaces": False, "checkpoints": []}
+    all_entries = m["checkpoints"] + pending.get("checkpoints", [])
+    seq = 1 + max((e["seq"] for e in all_entries), default=0)
     name = f"ckpt-{seq:06d}.npz"
-    digest, size = _write_state(os.path.join(model_dir, name), model.state, log.to_json())
-    entries.append({"seq": seq, "file": name, "sha256": digest,
-                    "bytes": size, "examples_seen": log.examples_seen,
-                    "finished": bool(log.finished),
-                    "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    digest, size = _write_state(os.path.join(model_dir, name), model.state, log.to_json(), model.config)
+    entry = {"seq": seq, "file": name, "sha256": digest, "bytes": size, "examples_seen": log.examples_seen,
+             "finished": bool(log.finished), "written": _now()}
     keep = model.config.keep_checkpoints
-    dropped, entries = entries[:-keep], entries[-keep:]
-    manifest.update({"format": MODEL_FORMAT, "format_version": FORMAT_VERSION,
-                     "package_version": __version__, "checkpoints": entries})
-    write_bytes(os.path.join(model_dir, MANIFEST),
-                (json.dumps(manifest, indent=2) + "\n").encode())
+    if not log.finished:
+        entries = pending.setdefault("checkpoints", []) + [entry]
+        dropped, pending["checkpoints"] = entries[:-keep], entries[-keep:]
+        m["pending"] = pending
+        _write_manifest(model_dir, m)
+    else:
+        served = ([] if pending.get("replaces") else m["checkpoints"]) + [entry]
+        dropped = [e for e in m["checkpoints"] + pending.get("checkpoints", []) if e not in served[-keep:]]
+        m["checkpoints"] = served[-keep:]
+        m.pop("pending", None)
+        best = m.pop("best", None)
+        _write_manifest(model_dir, m)  # the commit
+        write_config(model_dir, model.config)
+        if names is not None:
+            save_names(model_dir, names)
+        elif pending.get("replaces"):
+            _unlink(model_dir, NAMES)
+        if best is not None:
+            _unlink(model_dir, BEST)
     for e in dropped:
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(model_dir, e["file"]))
+        _unlink(model_dir, e["file"])
     return name
 
 
-BEST = "best.npz"
+def _unlink(model_dir, name) -> None:
+    """Remove one of ftrl's own files (a regular file, never through a link)."""
+    p = os.path.join(model_dir, name)
+    with contextlib.suppress(OSError):
+        if stat.S_ISREG(os.lstat(p).st_mode):
+            os.unlink(p)
+
+
+def check_finite(model: Model, log: TrainingLog, where: str) -> None:
+    """A state that is not finite is an error, before it reaches a checkpoint."""
+    st = model.state
+    if not (np.isfinite(st.table).all() and np.isfinite(st.bias).all() and np.isfinite(st.layer).all()):
+        raise DataError(f"training diverged: the model's state is not finite after {log.examples_seen:,} "
+                        f"examples ({where}); nothing was saved from this point, the last checkpoint is "
+                        "intact; lower --alpha, scale large feature values, or check the data")
 
 
 class _HashingWriter:
@@ -152,17 +428,20 @@ class _HashingWriter:
         self.f.flush()
 
 
-def _write_state(path, state: State, meta: dict):
-    """Write the state and a JSON meta record atomically; returns (sha256 hex, bytes)."""
+def _write_state(path, state: State, meta: dict, config: Config | None = None):
+    """Write the state, a JSON meta record and the settings atomically; returns (sha256
+    hex, bytes)."""
+    extra = {} if config is None else {"config": np.frombuffer(config.to_json().encode(), np.uint8)}
     meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
     w = None
     try:
         with atomic_writer(path) as f:
             w = _HashingWriter(f)
             np.savez(w, st=state.table, bst=state.bias, ls=state.layer,
-                     alias=state.aliases, iterations=np.array([state.iterations], np.int64), meta=meta_bytes)
+                     alias=state.aliases, iterations=np.array([state.iterations], np.int64), meta=meta_bytes,
+                     **extra)
     except OSError as e:
-        raise ModelError(f"{path}: write failed ({e.strerror or e}); the previous file is intact") from None
+        raise _write_error(path, e) from None
     finally:
         if w is not None:
             w.close()
@@ -172,10 +451,10 @@ def _write_state(path, state: State, meta: dict):
 def save_best(model_dir, model: Model, best) -> None:
     """Keep a copy of the best model so far (early stopping), checksummed in the manifest."""
     best = best.to_json()
-    digest, _ = _write_state(os.path.join(model_dir, BEST), model.state, {"best": best})
-    manifest = read_manifest(model_dir)
-    manifest["best"] = {"file": BEST, "sha256": digest, **best}
-    write_bytes(os.path.join(model_dir, MANIFEST), (json.dumps(manifest, indent=2) + "\n").encode())
+    digest, _ = _write_state(os.path.join(model_dir, BEST), model.state, {"best": best}, model.config)
+    m = read_manifest(model_dir)
+    m["best"] = {"file": BEST, "sha256": digest, **best}
+    _write_manifest(model_dir, m)
 
 
 def has_best(model_dir) -> bool:
@@ -188,10 +467,31 @@ def load_best(model_dir, config: Config) -> Model:
     return model
 
 
-def _load_entry(model_dir, entry, config: Config):
-    path = os.path.join(model_dir, entry["file"])
+# ---------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------
+
+def _entry_path(model_dir, entry) -> str:
+    """The path of a manifest entry's file: one of ftrl's own names, a regular file inside
+    the directory (not a link, a device or a FIFO)."""
+    name = entry["file"]
+    if not (_CKPT.fullmatch(name) or name == BEST):
+        raise ModelError(f"{model_dir}: the manifest names {name!r}, which is not a checkpoint file")
+    path = os.path.join(model_dir, name)
     try:
-        with open(path, "rb") as f:
+        mode = os.lstat(path).st_mode
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read checkpoint ({e.strerror or e})") from None
+    if not stat.S_ISREG(mode):
+        raise ModelError(f"{path}: not a regular file")
+    return path
+
+
+def _load_entry(model_dir, entry, config: Config | None):
+    """(Model, meta dict) of a manifest entry, checked: sha256, arrays, settings."""
+    path = _entry_path(model_dir, entry)
+    try:
+        with open(path, "rb", opener=lambda p, fl: os.open(p, fl | os.O_NOFOLLOW)) as f:
             sha = hashlib.sha256()
             for chunk in iter(lambda: f.read(1 << 22), b""):
                 sha.update(chunk)
@@ -201,10 +501,17 @@ def _load_entry(model_dir, entry, config: Config):
         raise ModelError(f"{path}: checksum mismatch (truncated or corrupted checkpoint)")
     try:
         with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise ValueError("not an .npz archive")
             arrays = {k: z[k] for k in ("st", "bst", "ls", "alias", "iterations", "meta")}
+            stored = z["config"] if "config" in z.files else None
         meta = json.loads(arrays["meta"].tobytes().decode())
-    except (KeyError, ValueError, OSError) as e:
-        raise ModelError(f"{path}: not a valid checkpoint ({e})") from None
+    except (KeyError, ValueError, OSError, EOFError, RecursionError) as e:
+        raise ModelError(f"{path}: not a valid checkpoint ({str(e)[:200]})") from None
+    if stored is not None:
+        config = _config_from_bytes(stored, path)
+    elif config is None:
+        config = read_config(model_dir)
     st, bst, ls, alias = arrays["st"], arrays["bst"], arrays["ls"], arrays["alias"]
     dt = np.dtype(config.dtype)
     k = layout(config)["K"]
@@ -213,40 +520,52 @@ def _load_entry(model_dir, entry, config: Config):
             or size > (1 << config.bits) or bst.shape != (k,) or bst.dtype != dt
             or ls.shape != (4,) or ls.dtype != np.float64 or arrays["iterations"].shape != (1,)
             or alias.ndim != 2 or alias.shape[1] != 2 or alias.dtype != np.int64):
-        raise ModelError(f"{path}: state arrays do not match config.json "
+        raise ModelError(f"{path}: state arrays do not match its settings "
                          f"(table {st.shape} {st.dtype}, expected (2**k <= 2**{config.bits}, {k}) {dt})")
+    if alias.size and (alias.min() < 0 or alias[:, 0].max() >= size):
+        raise ModelError(f"{path}: hashed-id records point outside the table")
     return Model(config, State(table=st, bias=bst, layer=ls, aliases=alias,
                                iterations=int(arrays["iterations"][0]))), meta
 
 
-def load(model_dir, config: Config | None = None, *, fallback: bool = True, warn=None):
-    """Load the newest good checkpoint: returns (Model, TrainingLog).
+def load(model_dir, config: Config | None = None, *, resume: bool = False, fallback: bool = False,
+         warn=None):
+    """(Model, TrainingLog) of the newest finished model; with resume, of the newest
+    checkpoint of the run in progress when there is one (a killed run continues there).
 
-    With fallback, a damaged newest checkpoint is reported through warn() and the next
-    older good one is used.
+    Each checkpoint carries its settings; config is used only for older ones that do not.
+    A damaged newest checkpoint is an error (exit 3); with fallback, the newest good one
+    is used instead and warn() says which.
     """
     if not os.path.isdir(model_dir):
         raise ModelError(f"{model_dir}: no such model directory")
-    config = config or read_config(model_dir)
-    entries = read_manifest(model_dir)["checkpoints"]
+    m = read_manifest(model_dir)
+    pending = (m.get("pending") or {}).get("checkpoints", [])
+    entries = pending if (resume and pending) else _finished_entries(m)
     if not entries:
-        raise ModelError(f"{model_dir}: holds no checkpoint yet")
-    last_error = None
+        if pending:
+            raise ModelError(f"{model_dir}: holds no finished model yet: a run was stopped after "
+                             f"{pending[-1].get('examples_seen')} examples; finish it with "
+                             f"`ftrl train ... -m {model_dir} --resume`")
+        raise ModelError(f"{model_dir}: holds no model yet" + (
+            "" if os.path.exists(os.path.join(model_dir, MANIFEST)) else
+            f" (no {MANIFEST}); train one with `ftrl train DATA -m {model_dir}`"))
+    first_error = None
     for entry in reversed(entries):
+        path = os.path.join(model_dir, entry["file"])
         try:
             model, meta = _load_entry(model_dir, entry, config)
-            log = _training_log(meta, os.path.join(model_dir, entry["file"]))
+            log = _training_log(meta, path)
         except ModelError as e:
             if not fallback:
-                raise
-            last_error = e
-            if warn:
-                warn(f"{e}; trying an older checkpoint")
+                raise ModelError(f"{e}; `--last-good` uses the newest good checkpoint instead") from None
+            first_error = first_error or e
             continue
-        if last_error and warn:
-            warn(f"using checkpoint {entry['file']} ({entry.get('examples_seen')} examples)")
+        if first_error and warn:
+            warn(f"{first_error}; using the newest good checkpoint, {entry['file']} "
+                 f"({entry.get('examples_seen')} examples)")
         return model, log
-    raise last_error
+    raise first_error
 
 
 def _training_log(meta, path) -> TrainingLog:
@@ -257,28 +576,32 @@ def _training_log(meta, path) -> TrainingLog:
 
 
 # ---------------------------------------------------------------------------------------
-# names.tsv, --force
+# names.tsv
 # ---------------------------------------------------------------------------------------
-
-NAMES = "names.tsv"
-
 
 def load_names(model_dir):
     """The slot -> column=value map saved with a wide-table model, or None."""
     from .readers import NameMap
 
     path = os.path.join(model_dir, NAMES)
-    return NameMap.load(path) if os.path.exists(path) else None
+    if not os.path.exists(path):
+        return None
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ValueError("not a regular file")
+        return NameMap.load(path)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path}: unreadable feature names ({str(e)[:200]})") from None
 
 
-def names_for(model_dir, wide: bool):
+def names_for(model_dir, wide: bool, resume: bool = True):
     """The NameMap a run adds to: the model's own (resume), a new one for wide tables,
     None when every input is libsvm or sparse Parquet (ids are their own names)."""
     if not wide:
         return None
     from .readers import NameMap
 
-    names = load_names(model_dir)
+    names = load_names(model_dir) if resume else None
     return NameMap() if names is None else names
 
 
@@ -290,22 +613,20 @@ def save_names(model_dir, names) -> None:
             raise ModelError(f"{model_dir}: cannot write {NAMES} ({e.strerror or e})") from None
 
 
-def clear(model_dir) -> None:
-    """--force: remove the files of the model in model_dir (and nothing else)."""
-    for name in os.listdir(model_dir):
-        if name in (MANIFEST, CONFIG, BEST, NAMES) or (name.startswith("ckpt-") and name.endswith(".npz")):
-            os.unlink(os.path.join(model_dir, name))
-
-
 class ModelDir:
-    """A model directory as the Trainer's store: checkpoints, the best model, names.
+    """A model directory as the Trainer's store: checkpoints, the best model.
     Each method calls this module's function of the same name (tests patch those)."""
 
-    def __init__(self, path):
+    def __init__(self, path, names=None):
         self.path = os.fspath(path)
+        self.names = names
 
     def save(self, model: Model, log: TrainingLog) -> str:
-        return save(self.path, model, log)
+        if not log.finished:
+            check_finite(model, log, f"pass {log.passes_done + 1}")
+        else:
+            check_finite(model, log, "at the end")
+        return save(self.path, model, log, self.names)
 
     def save_best(self, model: Model, best) -> None:
         save_best(self.path, model, best)
@@ -315,6 +636,3 @@ class ModelDir:
 
     def load_best(self, config: Config) -> Model:
         return load_best(self.path, config)
-
-    def save_names(self, names) -> None:
-        save_names(self.path, names)

@@ -7,10 +7,12 @@ Exit codes: 0 success; 1 bad input data or I/O error; 2 bad usage or settings;
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import math
 import os
+import re
 import sys
 
 # ftrl does no linear algebra; an idle BLAS thread pool only competes with the read-ahead
@@ -22,7 +24,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import click  # noqa: E402
 
 from . import __version__  # noqa: E402
-from .errors import FtrlError  # noqa: E402
+from .errors import ConfigError, DataError, FtrlError  # noqa: E402
 
 
 def _api():
@@ -42,8 +44,77 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 def _fail(message: str, code: int):
+    _flush_stdout_or_drop()
     click.echo(f"ftrl: error: {message}", err=True)
     sys.exit(code)
+
+
+def _flush_stdout_or_drop():
+    """Flush stdout; if it cannot take the output (full disk, closed pipe), point it at
+    /dev/null so that the interpreter's own flush at exit fails no more ("Exception
+    ignored ...")."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        _drop_stdout()
+
+
+def _drop_stdout():
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (CliRunner, StringIO)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+# OSErrors of the environment (disk, permissions, paths), not of ftrl: exit 1 with what to
+# do. Any other errno (EBADF, EINVAL, ...) is a bug and stays an internal error.
+_OS_ERRORS = {
+    errno.ENOSPC: "no space left on device; free some space or write elsewhere",
+    errno.EDQUOT: "disk quota exceeded; free some space or write elsewhere",
+    errno.EFBIG: "file too large for this file system; write elsewhere",
+    errno.EROFS: "read-only file system; write elsewhere",
+    errno.EACCES: "permission denied; check the permissions or use another path",
+    errno.EPERM: "operation not permitted; check the permissions or use another path",
+    errno.ENOENT: "no such file or directory; check the path",
+    errno.ENOTDIR: "a part of the path is not a directory; check the path",
+    errno.EISDIR: "is a directory; give a file name",
+    errno.ENAMETOOLONG: "file name too long; use a shorter path",
+    errno.ENOTEMPTY: "directory not empty; use another path",
+    errno.EEXIST: "already exists; use another path",
+    errno.EIO: "input/output error; check the disk",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n)",
+    errno.ENFILE: "too many open files in the system; retry later",
+    errno.EBUSY: "device or resource busy; retry later",
+    errno.ETXTBSY: "file busy; retry later",
+    errno.ESTALE: "stale file handle (network file system); retry",
+}
+# the temporary file an atomic write goes through: .NAME.RANDOM.tmp beside NAME
+_TMP_NAME = re.compile(r"\.(.+)\.\w+\.tmp")
+
+
+def _os_message(e: OSError) -> str:
+    """One line for an OSError of the environment: the file it concerns and what to do."""
+    name = e.filename2 if e.filename2 is not None else e.filename
+    if name is None:
+        where = "write error" if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "I/O error"
+    else:
+        name = os.fsdecode(name) if isinstance(name, bytes) else str(name)
+        m = _TMP_NAME.fullmatch(os.path.basename(name))
+        where = os.path.join(os.path.dirname(name), m.group(1)) if m else name
+    return f"{where}: {_OS_ERRORS[e.errno]}"
+
+
+def _memory_hint(kwargs) -> str:
+    b = kwargs.get("batch_size")
+    if isinstance(b, int) and b > 1:
+        return (f"out of memory: --batch-size {b} holds {b:,} rows at once; lower it (or --bits, "
+                "or use --dtype float32)")
+    return "out of memory; lower --bits or use --dtype float32"
 
 
 def handle_errors(fn):
@@ -52,23 +123,48 @@ def handle_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            sys.stdout.flush()  # a full disk is reported here, not by the interpreter at exit
+            return result
         except FtrlError as e:
             _fail(str(e), e.exit_code)
+        except click.ClickException as e:  # a usage error found by the command itself
+            _fail(e.format_message(), e.exit_code)
+        except (click.exceptions.Exit, click.Abort):
+            raise
         except KeyboardInterrupt:
             _fail("interrupted", 130)
         except BrokenPipeError:  # e.g. `ftrl predict ... | head`
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            _drop_stdout()
             sys.exit(0)
         except MemoryError:
-            _fail("out of memory; lower --bits or use --dtype float32", 1)
+            _fail(_memory_hint(kwargs), 1)
+        except OSError as e:
+            if e.errno not in _OS_ERRORS:
+                _internal(e)
+            _fail(_os_message(e), 1)
         except Exception as e:  # a bug: say so in one line unless asked for the traceback
-            if os.environ.get("FTRL_DEBUG"):
-                raise
-            _fail(f"internal error: {type(e).__name__}: {e} (set FTRL_DEBUG=1 for the traceback)", 70)
+            _internal(e)
 
     return wrapper
+
+
+def _internal(e: BaseException):
+    if os.environ.get("FTRL_DEBUG"):
+        raise e
+    _fail(f"internal error: {type(e).__name__}: {e} (set FTRL_DEBUG=1 for the traceback)", 70)
+
+
+def _check_output_path(path, what: str):
+    """Before any work: an output path that is a directory, or lies in a directory that
+    does not exist, is refused with a message (a read-only or full disk is reported when
+    writing)."""
+    if os.path.isdir(path):
+        raise ConfigError(f"{what} {path}: is a directory; give the path of a file to write")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise DataError(f"{what} {path}: the directory {parent} does not exist; create it first "
+                        "or write elsewhere")
 
 
 def _print_json(obj):
@@ -190,6 +286,12 @@ def input_options(fn):
     return fn
 
 
+def last_good_option(fn):
+    return click.option("--last-good", is_flag=True,
+                        help="If the newest checkpoint is damaged, use the newest good one and say which "
+                             "(by default a damaged model is an error, exit 3).")(fn)
+
+
 def settings_options(fn):
     for name, typ, help_ in reversed(_SETTINGS):
         fn = click.option(f"--{name}", name.replace("-", "_"), type=typ, default=None, help=help_)(fn)
@@ -203,27 +305,21 @@ def settings_options(fn):
     fn = click.option("--grad-averaging/--no-grad-averaging", default=None, help="NovoGrad grad_averaging.")(fn)
     fn = click.option("--amsgrad/--no-amsgrad", default=None, help="NovoGrad amsgrad.")(fn)
     fn = click.option("--lr-schedule", "learning_rate_schedule", default=None, metavar="JSON|FILE",
-                      callback=_json_arg,
                       help="A Keras learning-rate schedule ({\"class_name\": ..., \"config\": ...}).")(fn)
     fn = click.option("--class-weight", default=None, metavar="NEG,POS", callback=_pair,
                       help="Weights of negative and positive rows, e.g. 1,5.")(fn)
     return fn
 
 
-def _json_arg(ctx, param, value):
+def _json_arg(value, flag):
+    """JSON given inline ({...}) or as a file name; errors name the flag (exit 2)."""
+    from .config import parse_json, read_json_file
+
     if value is None:
         return None
-    text = value
-    if not value.lstrip().startswith("{"):
-        try:
-            with open(value, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            raise click.BadParameter(f"{value}: {e.strerror or e}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise click.BadParameter(f"not valid JSON ({e.msg})") from None
+    if value.lstrip().startswith("{"):
+        return parse_json(value, flag)
+    return read_json_file(value, flag)
 
 
 def _every(ctx, param, value):
@@ -261,14 +357,16 @@ def _pair(ctx, param, value):
 @click.option("--novograd-optimizer", type=click.Path(dir_okay=False), default=None,
               help="A tensorflow-addons NovoGrad get_config() JSON.")
 @click.option("--resume", is_flag=True, help="Continue from the model directory's last checkpoint.")
-@click.option("--force", is_flag=True, help="Replace an existing model in the directory.")
+@click.option("--force", is_flag=True,
+              help="Replace an existing model in the directory (once the new one has finished).")
+@last_good_option
 @settings_options
 @quiet_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @click.option("--json-progress", is_flag=True, help="Progress as JSON lines on stderr (for pipelines).")
 @handle_errors
 def train(inputs, model_dir, config_file, keras_optimizer, mxnet_optimizer, novograd_optimizer,
-          resume, force, quiet, as_json, json_progress, **settings):
+          resume, force, last_good, quiet, as_json, json_progress, **settings):
     """Train a model on DATA (files in order, or '-' for stdin).
 
     \b
@@ -278,22 +376,39 @@ def train(inputs, model_dir, config_file, keras_optimizer, mxnet_optimizer, novo
       zcat big.svm.gz | ftrl train - -m model/
     """
     if resume and config_file:
-        raise click.UsageError("--resume takes its settings from the model; drop --config")
+        raise ConfigError("--resume takes its settings from the model; drop --config")
     externals = [(k, p) for k, p in (("keras", keras_optimizer), ("mxnet", mxnet_optimizer),
                                       ("novograd", novograd_optimizer)) if p]
     if len(externals) > 1:
-        raise click.UsageError("give at most one of --keras-optimizer, --mxnet-optimizer, --novograd-optimizer")
+        raise ConfigError("give at most one of --keras-optimizer, --mxnet-optimizer, --novograd-optimizer")
+    _check_validation(inputs, settings)
+    settings["learning_rate_schedule"] = _json_arg(settings["learning_rate_schedule"], "--lr-schedule")
     every = settings.pop("checkpoint_every")
     if every:
         settings.update(every)
     reporter = make_reporter(quiet, json_lines=json_progress)
     s = _api().train(inputs, model_dir, config_file=config_file, overrides=settings,
                      external=externals[0] if externals else None,
-                     resume=resume, force=force, reporter=reporter, handle_signals=True)
+                     resume=resume, force=force, last_good=last_good, reporter=reporter,
+                     handle_signals=True)
     if as_json:
         _print_json(s)
     elif not quiet and not json_progress:
         click.echo(_summary_text(s), err=True)
+
+
+def _check_validation(inputs, settings):
+    """What can be known about --validation before training."""
+    path = settings.get("validation")
+    if path == "-":
+        if "-" in inputs:
+            raise ConfigError("stdin ('-') cannot be both the training data and --validation; "
+                              "give the validation data as a file")
+        if (settings.get("passes") or 1) > 1 or settings.get("validation_every"):
+            raise ConfigError("--validation - (stdin) can be read once only, but --passes or "
+                              "--validation-every evaluate it several times; give a file")
+    elif path and os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise DataError(f"{path}: the validation file is empty; give --validation a file of labelled rows")
 
 
 def _fmt(x, spec=".6f"):
@@ -342,9 +457,11 @@ def _summary_text(s) -> str:
 @click.option("--with-id", is_flag=True, help="Prefix each line with the row's id (the text after '#').")
 @click.option("--with-label", is_flag=True, help="Prefix each line with the row's label as written.")
 @input_options
+@last_good_option
 @quiet_option
 @handle_errors
-def predict(model_dir, inputs, output_file, kind, raw, threshold, with_id, with_label, quiet, **read):
+def predict(model_dir, inputs, output_file, kind, raw, threshold, with_id, with_label, last_good, quiet,
+            **read):
     """Print one prediction per row of DATA, in input order (TSV with --with-id/--with-label).
 
     \b
@@ -355,7 +472,8 @@ def predict(model_dir, inputs, output_file, kind, raw, threshold, with_id, with_
     api = _api()
     with api.output_stream(output_file) as out:
         api.predict(model_dir, inputs, out, output=kind, raw=raw, threshold=threshold, with_id=with_id,
-                    with_label=with_label, read_overrides=read, reporter=make_reporter(quiet, log=False))
+                    with_label=with_label, read_overrides=read, reporter=make_reporter(quiet, log=False),
+                    last_good=last_good)
 
 
 @main.command(name="eval")
@@ -370,9 +488,10 @@ def predict(model_dir, inputs, output_file, kind, raw, threshold, with_id, with_
               help="Write ROC, precision-recall and reliability curves to this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
 @input_options
+@last_good_option
 @quiet_option
 @handle_errors
-def eval_(model_dir, inputs, threshold, bins, per_file, plot, as_json, quiet, **read):
+def eval_(model_dir, inputs, threshold, bins, per_file, plot, as_json, last_good, quiet, **read):
     """Score the model on labelled DATA: logloss, AUC, PR-AUC, accuracy, precision, recall,
     F1, calibration, normalized entropy, count, positive rate.
 
@@ -381,8 +500,10 @@ def eval_(model_dir, inputs, threshold, bins, per_file, plot, as_json, quiet, **
       ftrl eval -m model/ test.svm --json
       ftrl eval -m model/ day1.svm day2.svm --per-file --plot curves.png
     """
+    if plot:
+        _check_output_path(plot, "--plot")
     r = _api().evaluate(model_dir, inputs, threshold=threshold, per_file=per_file, bins=bins, plot=plot,
-                        read_overrides=read, reporter=make_reporter(quiet, log=False))
+                        read_overrides=read, reporter=make_reporter(quiet, log=False), last_good=last_good)
     if as_json:
         _print_json(r)
         return
@@ -420,15 +541,18 @@ def _print_metrics(r, threshold):
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Write the training and validation loss curves to this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@last_good_option
 @handle_errors
-def inspect(model_dir, top, plot, as_json):
+def inspect(model_dir, top, plot, as_json, last_good):
     """Show what a model holds: settings, training history, table use, top weights.
 
     \b
     Example:
       ftrl inspect -m model/ --top 20
     """
-    r = _api().inspect(model_dir, top=top)
+    if plot:
+        _check_output_path(plot, "--plot")
+    r = _api().inspect(model_dir, top=top, last_good=last_good)
     if plot:
         from .plots import plot_history
 
@@ -445,6 +569,11 @@ def inspect(model_dir, top, plot, as_json):
     click.echo(f"table: capacity 2^{c['bits']}, {t['allocated']:,} slots allocated, {t['touched']:,} trained, "
                f"{t['nonzero']:,} nonzero, {t['l1_zeroed']:,} zeroed by L1, {t['collisions']:,} shared by "
                f"hashed ids, {t['state_bytes'] / 2**20:.1f} MB")
+    if r.get("pending"):
+        p = r["pending"]
+        done = p["checkpoints"][-1]["examples_seen"] if p.get("checkpoints") else 0
+        click.echo(f"a run in progress (started {p.get('started', '?')}, {done:,} examples at its last "
+                   "checkpoint) is not part of this model until it finishes: continue it with --resume")
     for h in r["history"]:
         click.echo(f"pass {h['pass']}: {h['examples']:,} examples, progressive logloss {_fmt(h['logloss'])} "
                    f"(best constant {_fmt(h.get('best_constant_logloss'))})")
@@ -489,11 +618,17 @@ def convert(inputs, output, bits, compression, quiet, **settings):
     """
     from .config import Config
 
+    _check_output_path(output, "OUT.parquet")
     settings = {k: v for k, v in settings.items() if v is not None}
     if bits is not None:
         settings["bits"] = bits
-    r = _api().convert(inputs, output, Config().replace(**settings), compression=compression,
-                       reporter=make_reporter(quiet, log=False))
+    try:
+        r = _api().convert(inputs, output, Config().replace(**settings), compression=compression,
+                           reporter=make_reporter(quiet, log=False))
+    except OSError as e:
+        if e.errno in _OS_ERRORS and e.filename is None:  # Parquet's writes name no file
+            raise DataError(f"{output}: {_OS_ERRORS[e.errno]}") from None
+        raise
     if not quiet:
         click.echo(f"wrote {r['rows']:,} rows, {r['nnz']:,} features in {r['row_groups']} row group(s) "
                    f"to {output}", err=True)
@@ -503,8 +638,9 @@ def convert(inputs, output, bits, compression, quiet, **settings):
 @model_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write here (atomically) instead of stdout.")
+@last_good_option
 @handle_errors
-def export(model_dir, output):
+def export(model_dir, output, last_good):
     """Write the model as TSV: `feature<TAB>weight` per nonzero weight, then `bias<TAB>w`.
 
     \b
@@ -513,7 +649,7 @@ def export(model_dir, output):
     """
     api = _api()
     with api.output_stream(output) as out:
-        api.export(model_dir, out)
+        api.export(model_dir, out, last_good=last_good)
 
 
 if __name__ == "__main__":

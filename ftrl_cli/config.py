@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 from dataclasses import dataclass, fields
 
 from .errors import ConfigError
@@ -17,6 +18,69 @@ from .errors import ConfigError
 FORMAT_VERSION = 1
 # keys written beside the settings; accepted (and ignored) when a config is read back
 META_KEYS = ("kind", "format_version", "package_version")
+MAX_JSON_DEPTH = 32  # a settings file nests 5 levels at most (a wrapped Keras schedule)
+MAX_BATCH_SIZE = 2**30  # rows per optimizer step; the trainer holds a batch in memory
+MAX_INT = 2**63 - 1  # integer settings are int64 in the kernels and in NumPy
+
+
+def parse_json(text: str, source) -> object:
+    """json.loads(text); every way it fails is a one-line ConfigError naming `source`."""
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{source}:{e.lineno}: not valid JSON ({e.msg})") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not a settings file (JSON nested too deeply)") from None
+    except ValueError as e:  # an integer beyond Python's int-string limit
+        if "integer string conversion" in str(e):
+            raise ConfigError(f"{source}: an integer has more than {sys.get_int_max_str_digits()} "
+                              "digits; no setting takes such a number") from None
+        raise ConfigError(f"{source}: not valid JSON ({e})") from None
+    if _nesting(d) > MAX_JSON_DEPTH:
+        raise ConfigError(f"{source}: not a settings file (JSON nested more than {MAX_JSON_DEPTH} "
+                          "levels deep)")
+    return d
+
+
+def read_json_file(path, what: str = "settings") -> object:
+    """The JSON value in a settings file (a config.json, an optimizer config, a schedule):
+    a missing or unreadable file, bytes that are not UTF-8 text and bad JSON are one-line
+    ConfigErrors naming the file."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what} file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a {what} file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read {what} ({e.strerror or e})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a JSON {what} file (byte 0x{raw[e.start]:02x} at offset {e.start} "
+                          "is not UTF-8 text)") from None
+    return parse_json(text, path)
+
+
+def _nesting(value) -> int:
+    """How deeply lists and objects nest in a parsed JSON value (iteratively: no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                break
+            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def _show(v) -> str:
+    """repr(v), shortened for a huge integer (whose str() may even be refused)."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT:
+        return f"an integer of {v.bit_length()} bits"
+    return repr(v)
 
 
 @dataclass(frozen=True)
@@ -158,16 +222,15 @@ class Config:
 
     @classmethod
     def from_json_file(cls, path) -> Config:
+        """The settings in a config.json; every error names the file."""
+        d = read_json_file(path, "config")
         try:
-            with open(path, encoding="utf-8") as f:
-                d = json.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: cannot read config ({e})") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-        return cls.from_dict(d, source=str(path))
+            return cls.from_dict(d, source=str(path))
+        except ConfigError as e:
+            msg = str(e)
+            if msg.startswith(f"{path}:"):
+                raise
+            raise ConfigError(f"{path}: {msg}") from None
 
 
 def coerce(kwargs: dict, source: str) -> dict:
@@ -179,7 +242,7 @@ def coerce(kwargs: dict, source: str) -> dict:
         v = kwargs[f.name]
         t = f.type
         if "float" in t and not isinstance(v, bool) and isinstance(v, (int, float)):
-            out[f.name] = float(v)
+            out[f.name] = _float(v, f.name, source)
         elif t == "str | None" and isinstance(v, str):
             out[f.name] = v
         elif "None" in t and v is None:
@@ -195,10 +258,18 @@ def coerce(kwargs: dict, source: str) -> dict:
         elif t == "dict | None" and isinstance(v, dict):
             out[f.name] = v
         elif t == "list | None" and isinstance(v, list):
-            out[f.name] = [float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for x in v]
+            out[f.name] = [_float(x, f.name, source) if isinstance(x, (int, float)) and not isinstance(x, bool)
+                           else x for x in v]
         else:
             raise ConfigError(f"{source}: {f.name} must be {t}, got {v!r}")
     return out
+
+
+def _float(v, name, source) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # a JSON integer beyond any float
+        raise ConfigError(f"{source}: {name} must be a finite number, got {_show(v)}") from None
 
 
 def validate(c: Config) -> None:
@@ -206,6 +277,17 @@ def validate(c: Config) -> None:
         if not cond:
             raise ConfigError(msg)
 
+    need(not isinstance(c.batch_size, int) or c.batch_size <= MAX_BATCH_SIZE,
+         f"batch_size (--batch-size) must be at most 2**30 = {MAX_BATCH_SIZE:,} rows per step, "
+         f"got {_show(c.batch_size)}")
+    # integers first: a huge one would fail inside NumPy or Numba, or not even print
+    for f in fields(c):
+        v = getattr(c, f.name)
+        if f.type in ("int", "int | None") and isinstance(v, int) and not isinstance(v, bool) \
+                and f.name != "seed":
+            need(abs(v) <= MAX_INT, f"{f.name} must be at most 2**63 - 1, got {_show(v)}")
+    need(not c.shuffle or (isinstance(c.seed, int) and c.seed >= 0),
+         f"seed (--seed) must be an integer >= 0 for shuffle, got {_show(c.seed)}")
     for name in ("alpha", "beta", "l1", "l2", "l2_shrinkage", "lr_power", "initial_accumulator"):
         v = getattr(c, name)
         need(isinstance(v, (int, float)) and math.isfinite(v), f"{name} must be a finite number, got {v!r}")

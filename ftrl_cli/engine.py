@@ -121,6 +121,9 @@ def start_run(log: TrainingLog | None, inputs: list[InputId], config: Config) ->
             if a.size != b.size:
                 raise ConfigError(f"{b.path} changed since the checkpoint was written "
                                   f"({a.size} bytes then, {b.size} now); cannot resume mid-file")
+            if a.fingerprint and b.fingerprint and a.fingerprint != b.fingerprint:
+                raise ConfigError(f"{b.path} changed since the checkpoint was written (same size, other "
+                                  "content); cannot resume mid-file")
             if a.path == "-":
                 raise ConfigError("the unfinished run read stdin, which cannot be replayed; "
                                   "start a new model")
@@ -165,6 +168,7 @@ class Trainer:
         self._best_state = None
         self._t0 = self._last_ckpt = time.perf_counter()
         self._since_ckpt = self._since_eval = 0
+        self._source = Source("<batches>", None, lambda **kw: iter(()))
         c = config
         every = c.checkpoint_every
         # Read batches hold whole optimizer batches, so that where the input is cut (and
@@ -193,7 +197,7 @@ class Trainer:
             for p in range(run.pass_, c.passes):
                 order = file_order(len(sources), c, p)
                 for i in range(run.file, len(sources)):
-                    src = sources[order[i]]
+                    src = self._source = sources[order[i]]
                     rep.start(f"pass {p + 1}/{c.passes} {display_name(src.path)}", src.size)
                     for b in src.open(start_offset=run.offset, start_line=run.line,
                                       batch_rows=self.rows_per_batch, on_bad=on_bad,
@@ -228,6 +232,8 @@ class Trainer:
         np.greater(b.labels, 0.0, out=y)
         row_weights(b, y, self.config.class_weight, sw)
         total = self.model.learn(b.indptr, b.ids, b.values, y, sw, b.max_id, margins, run.loss_sum)
+        if not np.isfinite(total):
+            self._diverged(b)
         loss = total - run.loss_sum
         self._curve_points(margins, y, sw)
         # running sums added row by row: the same whatever the batches (no BLAS call)
@@ -242,6 +248,13 @@ class Trainer:
         run.offset, run.line = b.end_offset, b.end_line
         self.reporter.advance(b.raw_bytes, n, loss)
         return loss
+
+    def _diverged(self, b: Batch):
+        src = self._source
+        where = f"{display_name(src.path)}" + (f" (up to line {b.end_line:,})" if b.end_line else "")
+        raise DataError(f"training diverged in pass {self.log.passes_done + 1}, {where}: the loss is not "
+                        f"finite after {self.log.examples_seen:,} examples; nothing from this run's last "
+                        "checkpoint on is kept; lower --alpha, scale large feature values, or check the data")
 
     def _after_batch(self) -> bool:
         """Evaluations and checkpoints due after a batch; True to stop early."""
@@ -264,7 +277,6 @@ class Trainer:
         self._since_ckpt = 0
         self._last_ckpt = time.perf_counter()
         if self.store is not None:
-            self.store.save_names(self.names)
             self.store.save(self.model, self.log)
 
     def end_pass(self) -> None:
@@ -293,7 +305,6 @@ class Trainer:
         log.stopped_early = self.stopped_early
         log.finished = True
         if self.store is not None:
-            self.store.save_names(self.names)
             self.store.save(self.model, log)
 
     # ---- evaluation ---------------------------------------------------------------------
@@ -307,6 +318,9 @@ class Trainer:
             for vb in self.validation.open():
                 ms.append(self.model.margins(vb.indptr, vb.ids, vb.values, bw))
                 ys.append((vb.labels > 0).astype(np.float64))
+            if not sum(len(y) for y in ys):
+                raise DataError(f"{display_name(self.validation.path)}: the validation data has no rows; "
+                                "give --validation a file of labelled rows")
             m_all, y_all = np.concatenate(ms), np.concatenate(ys)
         elif self.holdout is not None:
             m_all, y_all = self.holdout.take()

@@ -22,10 +22,9 @@ Every key is either mapped or refused with a message: nothing is silently ignore
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
+from .config import read_json_file
 from .errors import ConfigError
 
 
@@ -35,18 +34,23 @@ def _f32(v):
 
 
 def read_json(path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    """The JSON object in an optimizer config file; a missing or unreadable file, bytes that
+    are not UTF-8 text, bad or absurd JSON (nested too deeply, giant integers) and a value
+    that is not an object are one-line ConfigErrors naming the file."""
+    d = read_json_file(path, "optimizer config")
     if not isinstance(d, dict):
         raise ConfigError(f"{path}: expected a JSON object")
     return d
+
+
+def _schedule_alpha(lr: dict) -> float:
+    """A schedule's initial learning rate as alpha (0.001, Keras's default, when it has none
+    or it is not a number: the schedule itself is checked with the other settings)."""
+    cfg = lr.get("config")
+    v = cfg.get("initial_learning_rate") if isinstance(cfg, dict) else None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v or abs(v) > 1e300:
+        return 0.001
+    return float(v)
 
 
 def _unwrap(d: dict, class_names: tuple, source: str) -> dict:
@@ -64,7 +68,10 @@ def _number(d, key, source, *, allow_none=False):
         return None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ConfigError(f"{source}: {key} must be a number, got {v!r}")
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:  # an integer beyond any float
+        raise ConfigError(f"{source}: {key} is too large ({v.bit_length()}-bit integer)") from None
 
 
 def _refuse_unknown(d, known, source):
@@ -110,7 +117,7 @@ def from_keras(d: dict, source: str = "keras optimizer") -> dict:
            "bias_l1": None, "bias_l2": None, "bias_lr_mult": 1.0, "grad_scale": 1.0}
     if isinstance(lr, dict):
         out["learning_rate_schedule"] = lr
-        out["alpha"] = float(lr.get("config", {}).get("initial_learning_rate", 0.001) or 0.001)
+        out["alpha"] = _schedule_alpha(lr)
     else:
         out["alpha"] = _number({"learning_rate": lr}, "learning_rate", source)
         out["learning_rate_schedule"] = None
@@ -199,7 +206,7 @@ def from_novograd(d: dict, source: str = "novograd optimizer") -> dict:
            "amsgrad": bool(d.get("amsgrad", False))}
     if isinstance(lr, dict):
         out["learning_rate_schedule"] = lr
-        out["alpha"] = float(lr.get("config", {}).get("initial_learning_rate", 0.001) or 0.001)
+        out["alpha"] = _schedule_alpha(lr)
     else:
         out["alpha"] = _f32(_number({"learning_rate": lr}, "learning_rate", source))
     for k in ("clipnorm", "clipvalue", "global_clipnorm"):

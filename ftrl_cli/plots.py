@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from . import metrics
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 MISSING_MATPLOTLIB = "--plot needs matplotlib: pip install 'ftrl-cli[plot]'"
 MAX_POINTS = 2000  # per drawn curve; longer curves are thinned by index
@@ -33,8 +33,15 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path) -> str:
+    """Write the PNG; a path that cannot be written is a one-line DataError naming it."""
     path = os.fspath(path)
-    fig.savefig(path, format="png")
+    try:
+        fig.savefig(path, format="png")
+    except OSError as e:
+        where = os.path.dirname(os.path.abspath(path))
+        hint = (f"the directory {where} does not exist" if not os.path.isdir(where)
+                else e.strerror or str(e))
+        raise DataError(f"{path}: cannot write the plot ({hint}); give --plot a writable path") from None
     return path
 
 

@@ -156,6 +156,13 @@ class RichReporter(Reporter):
         self.progress.stop()
 
 
+class WarningsOnly(Reporter):
+    """No progress, but warnings on stderr (predict and eval in logs)."""
+
+    def warn(self, message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def make_reporter(quiet: bool = False, log: bool = True, json_lines: bool = False) -> Reporter:
     """A bar on a terminal; in logs the progressive-loss table (log=True) or silence;
     JSON lines with json_lines."""
@@ -165,4 +172,4 @@ def make_reporter(quiet: bool = False, log: bool = True, json_lines: bool = Fals
         return Reporter()
     if sys.stderr.isatty():
         return RichReporter()
-    return LogReporter() if log else Reporter()
+    return LogReporter() if log else WarningsOnly()

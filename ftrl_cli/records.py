@@ -70,6 +70,7 @@ class InputId(Record):
 
     path: str
     size: int | None = None
+    fingerprint: str | None = None  # readers.fingerprint: size + sampled content
 
 
 @dataclass

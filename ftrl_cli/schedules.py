@@ -35,7 +35,7 @@ f32 = np.float32
 
 def check_schedule(s) -> None:
     """Validate a serialized Keras schedule; raise ConfigError naming the problem."""
-    if not isinstance(s, dict) or "class_name" not in s or not isinstance(s.get("config"), dict):
+    if not isinstance(s, dict) or not isinstance(s.get("class_name"), str) or not isinstance(s.get("config"), dict):
         raise ConfigError('a learning-rate schedule is {"class_name": ..., "config": {...}}')
     name = s["class_name"].split(">")[-1]
     if name not in _KEYS:

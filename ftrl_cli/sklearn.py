@@ -455,14 +455,16 @@ bias_lr_mult, beta_1, beta_2, epsilon, grad_averaging, amsgrad
         overwrite=True."""
         check_is_fitted(self)
         model_dir = os.fspath(model_dir)
+        checkpoint.check_ours(model_dir)
         os.makedirs(model_dir, exist_ok=True)
-        if checkpoint.has_checkpoint(model_dir) or os.path.exists(os.path.join(model_dir, checkpoint.CONFIG)):
-            if not overwrite:
-                raise FileExistsError(f"{model_dir} already holds a model; pass overwrite=True to replace it")
-            checkpoint.clear(model_dir)
-        config = self.model_.config
-        checkpoint.write_config(model_dir, config)
-        checkpoint.save(model_dir, self.model_, self._training_log())
+        with checkpoint.DirLock(model_dir):
+            checkpoint.clean_leftovers(model_dir)
+            if checkpoint.has_checkpoint(model_dir) or checkpoint.has_pending(model_dir):
+                if not overwrite:
+                    raise FileExistsError(f"{model_dir} already holds a model; pass overwrite=True to replace it")
+            # (the directory's model is replaced when the new one is committed, not before)
+            checkpoint.start_run(model_dir, self.model_.config, replaces=True)
+            checkpoint.save(model_dir, self.model_, self._training_log())
 
     def _training_log(self) -> TrainingLog:
         """The record of the training so far (as `ftrl train` keeps it), with what the
@@ -491,8 +493,8 @@ bias_lr_mult, beta_1, beta_2, epsilon, grad_averaging, amsgrad
         columns (``load_svmlight_file(f, zero_based=True, n_features=clf.n_features_in_)``).
         Raises ftrl_cli.errors.ModelError for a missing or damaged directory."""
         model_dir = os.fspath(model_dir)
-        config = checkpoint.read_config(model_dir)
-        model, log = checkpoint.load(model_dir, config)
+        model, log = checkpoint.load(model_dir)
+        config = model.config
         ours = log.estimator or {}
         params = {name: getattr(config, _RENAMED.get(name, name)) for name in _CONFIG_PARAMS}
         if ours.get("classes") is not None:

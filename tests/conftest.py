@@ -24,7 +24,7 @@ def state_arrays(model_dir):
     """The newest checkpoint's arrays, for bit-for-bit comparisons."""
     from ftrl_cli import checkpoint
 
-    model, log = checkpoint.load(os.fspath(model_dir))
+    model, log = checkpoint.load(os.fspath(model_dir), resume=True)  # (a killed run: its newest)
     return {"st": model.st, "bst": model.bst, "ls": model.ls, "alias": model.alias,
             "iterations": np.array(model.iterations)}, log.to_json()
 

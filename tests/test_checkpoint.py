@@ -9,7 +9,7 @@ from conftest import assert_same_state
 
 from ftrl_cli import api, checkpoint
 from ftrl_cli.config import Config
-from ftrl_cli.errors import ModelError
+from ftrl_cli.errors import DataError, ModelError
 from ftrl_cli.model import Model
 from ftrl_cli.records import TrainingLog
 
@@ -56,7 +56,7 @@ def test_write_error_is_reported_and_previous_kept(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", boom)
-    with pytest.raises(ModelError, match="No space left on device.*previous file is intact"):
+    with pytest.raises(DataError, match="No space left on device.*previous file is intact"):  # exit 1
         checkpoint.write_bytes(target, b"v2")
     assert target.read_bytes() == b"v1"
     assert os.listdir(tmp_path) == ["x.bin"]
@@ -68,25 +68,33 @@ def trained(tmp_path, sample_train, **over):
     return d
 
 
-def test_keep_checkpoints_prunes(tmp_path, sample_train):
+def test_keep_checkpoints_prunes(tmp_path, sample_train, sample_test):
+    """A run's own checkpoints (1000..6000) are pending until it finishes; the finished
+    one is committed and theirs removed. Finished models are kept keep_checkpoints deep."""
     d = trained(tmp_path, sample_train, checkpoint_every=1000, keep_checkpoints=2)
     man = json.loads((d / "manifest.json").read_text())
-    assert [e["seq"] for e in man["checkpoints"]] == [6, 7]  # 6 mid-run (1000..6000) + final
-    assert sorted(p.name for p in d.glob("ckpt-*.npz")) == ["ckpt-000006.npz", "ckpt-000007.npz"]
+    assert [e["seq"] for e in man["checkpoints"]] == [7] and "pending" not in man
+    assert sorted(p.name for p in d.glob("ckpt-*.npz")) == ["ckpt-000007.npz"]
     assert man["checkpoints"][-1]["finished"] is True
+    api.train([sample_test], d, resume=True)  # (1,611 rows: pending 8, final 9)
+    api.train([sample_train], d, resume=True)  # pending 10..15, final 16: 7 is dropped
+    man = json.loads((d / "manifest.json").read_text())
+    assert [e["seq"] for e in man["checkpoints"]] == [9, 16]
+    assert sorted(p.name for p in d.glob("ckpt-*.npz")) == ["ckpt-000009.npz", "ckpt-000016.npz"]
 
 
-def test_truncated_checkpoint_falls_back_with_warning(tmp_path, sample_train):
-    d = trained(tmp_path, sample_train, checkpoint_every=3000)
+def test_damaged_newest_checkpoint_is_an_error_unless_last_good(tmp_path, sample_train, sample_test):
+    d = trained(tmp_path, sample_train)
+    api.train([sample_test], d, resume=True)
     newest = sorted(d.glob("ckpt-*.npz"))[-1]
     data = newest.read_bytes()
     newest.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="checksum mismatch.*--last-good"):
+        checkpoint.load(d)
     warnings = []
-    model, meta = checkpoint.load(d, warn=warnings.append)
-    assert meta.finished is False and meta.examples_seen == 6000
-    assert any("checksum mismatch" in w for w in warnings)
-    with pytest.raises(ModelError, match="checksum mismatch"):
-        checkpoint.load(d, fallback=False)
+    model, meta = checkpoint.load(d, fallback=True, warn=warnings.append)
+    assert meta.finished is True and meta.examples_seen == 6513  # the model before --resume
+    assert any("checksum mismatch" in w and "ckpt-000001.npz" in w for w in warnings)
 
 
 def test_all_checkpoints_bad_is_an_error(tmp_path, sample_train):
@@ -133,10 +141,20 @@ def test_pickled_arrays_are_never_loaded(tmp_path, sample_train):
 
 
 def test_wrong_shape_or_dtype_is_refused(tmp_path, sample_train):
+    """The arrays must match the settings stored with them (a forged float32 config)."""
+    import hashlib
+
     d = trained(tmp_path, sample_train)
-    cfg = Config.from_json_file(d / "config.json").replace(dtype="float32")
-    with pytest.raises(ModelError, match="do not match config.json"):
-        checkpoint.load(d, cfg, fallback=False)
+    model, log = checkpoint.load(d)
+    entry = json.loads((d / "manifest.json").read_text())["checkpoints"][-1]
+    cfg = model.config.replace(dtype="float32")
+    digest, _ = checkpoint._write_state(d / entry["file"], model.state, log.to_json(), cfg)
+    man = json.loads((d / "manifest.json").read_text())
+    man["checkpoints"][-1]["sha256"] = digest
+    (d / "manifest.json").write_text(json.dumps(man))
+    assert digest == hashlib.sha256((d / entry["file"]).read_bytes()).hexdigest()
+    with pytest.raises(ModelError, match="do not match its settings"):
+        checkpoint.load(d)
 
 
 class Crash(Exception):
@@ -160,7 +178,7 @@ def test_crash_mid_run_then_resume_is_bit_identical(tmp_path, sample_train, monk
     with pytest.raises(Crash):
         api.train([sample_train, sample_train], tmp_path / "crash", overrides={"checkpoint_every": 1000})
     monkeypatch.setattr(checkpoint, "save", real_save)
-    _, meta = checkpoint.load(tmp_path / "crash")
+    _, meta = checkpoint.load(tmp_path / "crash", resume=True)
     assert not meta.finished and meta.run.file == 1
     api.train([sample_train, sample_train], tmp_path / "crash", resume=True)
     assert_same_state(tmp_path / "crash", tmp_path / "ref")
@@ -202,7 +220,7 @@ def test_model_state_round_trip(tmp_path):
     m.st[:, 0] = np.arange(m.size, dtype=np.float32)
     os.makedirs(tmp_path / "d")
     checkpoint.write_config(tmp_path / "d", m.config)
-    checkpoint.save(tmp_path / "d", m, TrainingLog(examples_seen=0))
+    checkpoint.save(tmp_path / "d", m, TrainingLog(examples_seen=0, finished=True))
     back, meta = checkpoint.load(tmp_path / "d")
     assert back.st.dtype == np.float32 and np.array_equal(back.st, m.st)
-    assert meta == TrainingLog(examples_seen=0)
+    assert meta == TrainingLog(examples_seen=0, finished=True)

@@ -58,7 +58,7 @@ def test_sigkill_then_resume_is_bit_identical(big_file, tmp_path, k):
     proc.wait()
     if not reached:
         pytest.skip("the run finished before it could be killed")
-    _, meta = checkpoint.load(d)
+    _, meta = checkpoint.load(d, resume=True)
     r = subprocess.run([sys.executable, "-m", "ftrl_cli", "train", str(path), "-m", str(d), "--resume", "-q"],
                        capture_output=True)
     assert r.returncode == 0, r.stderr
@@ -79,7 +79,7 @@ def test_sigint_writes_a_checkpoint_and_exits_130(big_file, tmp_path):
         pytest.skip("the run finished before the signal arrived")
     assert proc.returncode == 130, err
     assert b"interrupted: checkpoint written" in err and b"Traceback" not in err
-    _, meta = checkpoint.load(d)
+    _, meta = checkpoint.load(d, resume=True)
     assert not meta.finished
     api.train([str(path)], d, resume=True)
     assert_same_state(d, ref)

@@ -32,8 +32,8 @@ def test_early_stop_keeps_the_best_model(tmp_path, metric):
     s = api.train([str(SAMPLE_TRAIN)], tmp_path / "es",
                   overrides={"passes": 10, "validation": val, "early_stop": 2, "metric": metric})
     assert s["stopped_early"] and s["passes"] < 10
-    evals = json.loads((tmp_path / "es" / "manifest.json").read_text())
-    assert "best" in evals
+    man = json.loads((tmp_path / "es" / "manifest.json").read_text())
+    assert "best" not in man and not (tmp_path / "es" / "best.npz").exists()  # (the run's own: consumed)
     _, meta = state_arrays(tmp_path / "es")
     values = [e[metric] for e in meta["evals"]]
     best_i = int(np.argmin(values) if metric == "logloss" else np.argmax(values))
