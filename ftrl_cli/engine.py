@@ -225,13 +225,20 @@ class Trainer:
     def learn(self, b: Batch) -> float:
         """Train on one batch (its held-out rows only scored); returns its summed loss."""
         run = self.log.run
-        if self.holdout is not None:
-            b = self.holdout.split(b, self.model)
+        held = self.holdout.held(b) if self.holdout is not None else None
+        if held is not None and held.any():
+            held_rows, kept_before = select_rows(b, held), np.cumsum(~held)[held]
+            b = select_rows(b, ~held)
+        else:
+            held_rows = None
         n = b.rows
         y, sw, margins = self._y[:n], self._sw[:n], self._margins[:n]
         np.greater(b.labels, 0.0, out=y)
         row_weights(b, y, self.config.class_weight, sw)
-        total = self.model.learn(b.indptr, b.ids, b.values, y, sw, b.max_id, margins, run.loss_sum)
+        if held_rows is None:
+            total = self.model.learn(b.indptr, b.ids, b.values, y, sw, b.max_id, margins, run.loss_sum)
+        else:
+            total = self._learn_around(b, y, sw, margins, held_rows, kept_before)
         if not np.isfinite(total):
             self._diverged(b)
         loss = total - run.loss_sum
@@ -248,6 +255,31 @@ class Trainer:
         run.offset, run.line = b.end_offset, b.end_line
         self.reporter.advance(b.raw_bytes, n, loss)
         return loss
+
+    def _learn_around(self, b, y, sw, margins, held_rows, kept_before) -> float:
+        """Learn the batch's rows in order, scoring each held-out row with the model as it
+        stands at its position in the stream: after every row before it (online), or
+        before the step of the batch it falls in (mini-batch: the step holding the next
+        kept row). The rows learned, and so the model, are those of one call."""
+        B = self.config.batch_size
+        cuts = (kept_before // B) * B  # kept rows learned before each held-out row is scored
+        total, start = self.log.run.loss_sum, 0
+        bounds = np.flatnonzero(np.diff(cuts)) + 1  # held-out rows scored together
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(cuts)]):
+            cut = int(cuts[lo])
+            if cut > start:
+                total = self._learn_rows(b, start, cut, y, sw, margins, total)
+                start = cut
+            self.holdout.score(held_rows, int(lo), int(hi), self.model)
+        if start < b.rows:
+            total = self._learn_rows(b, start, b.rows, y, sw, margins, total)
+        return total
+
+    def _learn_rows(self, b, lo, hi, y, sw, margins, total) -> float:
+        p0, p1 = int(b.indptr[lo]), int(b.indptr[hi])
+        ids = b.ids[p0:p1]
+        return self.model.learn(b.indptr[lo:hi + 1] - p0, ids, b.values[p0:p1], y[lo:hi], sw[lo:hi],
+                                int(ids.max(initial=-1)), margins[lo:hi], total)
 
     def _diverged(self, b: Batch):
         src = self._source
@@ -428,8 +460,8 @@ def running_sum(total: float, x: np.ndarray) -> float:
 class Holdout:
     """holdout_every N: every Nth example of the stream is scored, never trained on.
 
-    A held-out row is scored with the model as it stands at the start of its batch; its
-    margin and label are kept until the next evaluation.
+    A held-out row is scored with the model as it stands at its position in the stream
+    (Trainer._learn_around); its margin and label are kept until the next evaluation.
     """
 
     def __init__(self, every: int, log: TrainingLog):
@@ -437,19 +469,18 @@ class Holdout:
         self.log = log
         self.m, self.y = [], []
 
-    def split(self, b: Batch, model: Model) -> Batch:
+    def held(self, b: Batch) -> np.ndarray:
+        """Which of the batch's rows are held out (advances the stream's row count)."""
         run = self.log.run
         start = run.stream_row
-        n = b.rows
-        idx = np.arange(start, start + n)
-        run.stream_row = start + n
-        held = (idx + 1) % self.every == 0
-        if not held.any():
-            return b
-        sub = select_rows(b, held)
-        self.m.append(model.margins(sub.indptr, sub.ids, sub.values))
-        self.y.append((sub.labels > 0).astype(np.float64))
-        return select_rows(b, ~held)
+        run.stream_row = start + b.rows
+        return (np.arange(start + 1, start + b.rows + 1) % self.every) == 0
+
+    def score(self, rows: Batch, lo: int, hi: int, model: Model) -> None:
+        """Score held-out rows lo..hi-1 of `rows` with the model as it stands."""
+        a, c = int(rows.indptr[lo]), int(rows.indptr[hi])
+        self.m.append(model.margins(rows.indptr[lo:hi + 1] - a, rows.ids[a:c], rows.values[a:c]))
+        self.y.append((rows.labels[lo:hi] > 0).astype(np.float64))
 
     def take(self):
         m = np.concatenate(self.m) if self.m else np.empty(0)

@@ -155,3 +155,43 @@ def test_curve_goes_on_after_a_point_skipped_for_zero_weight(tmp_path):
     _, log = checkpoint.load(tmp_path / "m")
     xs = [c.examples for c in log.curve]
     assert xs and xs == sorted(set(xs)) and xs[0] >= 512 and s["examples"] == 2000
+
+
+@pytest.mark.parametrize("batch_size,every", [(1, 10), (1, 3), (4, 7)])
+def test_held_out_rows_are_scored_where_they_stand_in_the_stream(batch_size, every):
+    """A plain loop as the reference: each held-out row is scored by the model after every
+    kept row before it (online) or before the step it falls in (mini-batch); the others are
+    learned in order. The model learned is the same as training on the kept rows alone."""
+    from ftrl_cli import metrics
+
+    config = Config(holdout_every=every, batch_size=batch_size)
+    ip, ids, vals, y = a9a_arrays()
+    model, log, _ = train_arrays(config, (ip, ids, vals, y))
+
+    ref = Model(Config(batch_size=batch_size))
+    held_m, held_y, step = [], [], []
+
+    def row(i):
+        return ip[i:i + 2] - ip[i], ids[ip[i]:ip[i + 1]], vals[ip[i]:ip[i + 1]]
+
+    def learn(rows):
+        p = np.concatenate([[0], np.cumsum([ip[i + 1] - ip[i] for i in rows])]).astype(np.int64)
+        r_ids = np.concatenate([ids[ip[i]:ip[i + 1]] for i in rows])
+        r_vals = np.concatenate([vals[ip[i]:ip[i + 1]] for i in rows])
+        ref.learn(p, r_ids, r_vals, (y[rows] > 0).astype(float), np.ones(len(rows)),
+                  int(r_ids.max(initial=-1)), np.empty(len(rows)))
+
+    for i in range(len(y)):
+        if (i + 1) % every == 0:
+            held_m.append(ref.margins(*row(i))[0])
+            held_y.append(float(y[i] > 0))
+        else:
+            step.append(i)
+            if len(step) == batch_size:
+                learn(step)
+                step = []
+    if step:
+        learn(step)
+    assert model.state == ref.state
+    assert log.evals[0].rows == len(held_m)
+    assert log.evals[0].logloss == metrics.logloss(np.array(held_m), np.array(held_y))
