@@ -217,7 +217,8 @@ def _train_summary(model_dir, trainer, model, log, start_examples, start_bad, na
         "bad_lines": log.bad_lines - start_bad,
         "table_slots": model.size,
         "hashed_collisions": model.collisions() + (names.collisions() if names is not None else 0),
-        "curve": [c.train_logloss for c in log.curve],
+        "curve": [{"examples": c.examples, "pass": c.pass_, "train_logloss": c.train_logloss}
+                  for c in log.curve],
     }
 
 

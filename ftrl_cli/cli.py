@@ -167,9 +167,19 @@ def _check_output_path(path, what: str):
                         "or write elsewhere")
 
 
+def _finite(x):
+    """JSON has no NaN or infinity: a number that is not defined is null."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
 def _print_json(obj):
-    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in obj.items()}
-    click.echo(json.dumps(clean, sort_keys=False))
+    click.echo(json.dumps(_finite(obj), sort_keys=False, allow_nan=False))
 
 
 model_option = click.option("-m", "--model-dir", "model_dir", required=True,
@@ -426,12 +436,15 @@ def sparkline(values) -> str:
 
 
 def _summary_text(s) -> str:
-    lines = [f"trained {s['examples']:,} examples x {s['passes']} pass(es) in {s['seconds']:.2f}s "
+    if s.get("up_to_date"):
+        return f"{s['model_dir']} is already trained on these inputs: nothing to do"
+    lines = [f"trained on {s['examples']:,} examples in {s['passes']} pass(es), {s['seconds']:.2f}s "
              f"({(s['rows_per_second'] or 0):,.0f} rows/s); model in {s['model_dir']}",
              f"  progressive logloss {_fmt(s['progressive_logloss'])} "
              f"(best constant {_fmt(s['best_constant_logloss'])})"
              + (f", last pass {_fmt(s['last_pass_logloss'])}" if s["passes"] > 1 else "")
-             + (f"  {sparkline(s['curve'])}" if sparkline(s["curve"]) else "")]
+             + (f"  {sparkline([p['train_logloss'] for p in s['curve']])}"
+                if sparkline([p["train_logloss"] for p in s["curve"]]) else "")]
     if s["validation"]:
         v = s["validation"]
         lines.append(f"  validation logloss {_fmt(v['logloss'])}, auc {_fmt(v['auc'])} ({v['rows']:,} rows)")

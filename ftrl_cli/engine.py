@@ -314,6 +314,10 @@ class Trainer:
     def end_pass(self) -> None:
         """Close a pass in the history: its progressive loss and the best constant's."""
         log, run = self.log, self.log.run
+        if run.examples == 0 and run.stream_row == 0:
+            names = ", ".join(display_name(e.path) for e in run.inputs) or "the input"
+            raise DataError(f"{names}: no rows to train on (empty, or only blank and comment lines); "
+                            "give a file of labelled rows")
         ws, ps = run.weight_sum, run.pos_sum
         rate = ps / ws if ws > 0 else 0.0
         const = (-(rate * np.log(rate) + (1 - rate) * np.log(1 - rate))) if 0 < rate < 1 else 0.0

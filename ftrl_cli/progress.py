@@ -56,7 +56,8 @@ class LogReporter(Reporter):
 
     def point(self, p):
         if not self.header:
-            self.log(f"{'examples':>14} {'pass':>5} {'avg loss':>10} {'elapsed':>9}")
+            self.log(f"{'examples':>14} {'pass':>5} {'pass loss':>10} {'elapsed':>9}   "
+                     "(pass loss: progressive log loss of the pass so far)")
             self.header = True
         self.log(f"{p['examples']:>14,} {p['pass']:>5} {p['train_logloss']:>10.6f} {p['seconds']:>8.1f}s")
 

@@ -102,7 +102,7 @@ def test_log_table_and_summary_in_logs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ftrl_cli", "train", str(SAMPLE_TRAIN), "-m", str(tmp_path / "m"),
                         "--validation", str(SAMPLE_TEST)], capture_output=True, text=True)
     assert r.returncode == 0
-    assert "avg loss" in r.stderr and "validation after 6,513 examples (pass 1" in r.stderr
+    assert "pass loss" in r.stderr and "validation after 6,513 examples (pass 1" in r.stderr
     assert "best constant" in r.stderr
 
 
