@@ -9,15 +9,25 @@ STAMP := $(VENV)/.installed
 
 all: test lint
 
+DEMO_STAMP := $(VENV)/.installed-package
+
+# the package alone (what `make demo` needs)
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $(DEMO_STAMP)
+
+# the package and the test stack (scikit-learn, vowpalwabbit, hypothesis, ruff, ...)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/ftrl train sample_data/agaricus.txt.train -m build/demo-model --force --passes 3 --validation sample_data/agaricus.txt.test
 	$(BIN)/ftrl eval -m build/demo-model sample_data/agaricus.txt.test
 	$(BIN)/ftrl predict -m build/demo-model sample_data/agaricus.txt.test -o build/demo-predictions.txt

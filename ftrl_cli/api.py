@@ -34,6 +34,7 @@ from .readers import (
     open_batches,
 )
 from .readers.fingerprint import fingerprint
+from .readers.stream import read_once
 from .records import InputId
 
 
@@ -157,7 +158,11 @@ def _validation_source(config):
     if not config.validation:
         return None
     validation = file_source(config.validation, config, None)
-    if config.validation != "-":
+    if read_once(config.validation):
+        if config.passes > 1 or config.validation_every:
+            raise ConfigError(f"--validation {config.validation} can be read once only, but --passes or "
+                              "--validation-every evaluate it several times; give a file")
+    else:
         check_inputs([config.validation], 1)
         it = validation.open()
         try:

@@ -1,8 +1,16 @@
 """Atomic file writes: a temp file beside the target, fsync, os.replace, fsync the folder.
-A crash at any moment leaves either the old file or the new one, never a mix."""
+A crash at any moment leaves either the old file or the new one, never a mix.
+
+Only regular files (and new paths) are replaced that way. A symlink stays a link: its final
+target is what gets replaced. A device, FIFO or socket (`-o /dev/null`, `-o /dev/stdout`
+onto a pipe or a terminal, a named pipe) is written straight through: it cannot be
+"replaced", and replacing it with a regular file would destroy it.
+"""
 
 import contextlib
 import os
+import re
+import stat
 import tempfile
 
 
@@ -15,12 +23,63 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+# /proc/self/fd, /proc/thread-self/fd, /proc/PID/fd, /proc/PID/task/TID/fd (and /dev/fd,
+# /dev/stdout, ... which lead there): "links" to another open file description
+_PROC_FD = re.compile(r"/proc/(?:self|thread-self|\d+)(?:/task/\d+)?/fd")
+
+
+def _via_open_fd(path: str) -> bool:
+    """Whether path (or a link on its way) is an entry of /proc/PID/fd: an already open
+    file, such as /dev/stdout, which is no path to replace, whatever it is open on."""
+    p = os.path.abspath(path)
+    for _ in range(40):  # (the kernel's own limit on links followed)
+        parent = os.path.realpath(os.path.dirname(p))
+        if _PROC_FD.fullmatch(parent):
+            return True
+        p = os.path.join(parent, os.path.basename(p))
+        if not os.path.islink(p):
+            return False
+        try:
+            p = os.path.join(parent, os.readlink(p))  # (an absolute target replaces parent)
+        except OSError:
+            return False
+    return False
+
+
+def _where(path: str):
+    """("atomic", file to replace) or ("through", flags to open path with)."""
+    try:
+        os.lstat(path)
+    except (OSError, ValueError):
+        return "atomic", path  # a new file (or an error atomic writing reports as before)
+    if _via_open_fd(path):  # add to what is already there: `{ ...; ftrl export -o /dev/stdout; } >> log`
+        return "through", os.O_WRONLY | os.O_APPEND
+    try:
+        st = os.stat(path)
+    except OSError:  # a dangling link: create its target
+        return "atomic", os.path.realpath(path)
+    if stat.S_ISREG(st.st_mode):
+        return "atomic", os.path.realpath(path) if os.path.islink(path) else path
+    return "through", os.O_WRONLY  # a device, FIFO, socket (or a directory: open says so)
+
+
 @contextlib.contextmanager
 def atomic_writer(path, mode="wb"):
     """Write to a temp file beside `path`; fsync and rename it over `path` on success.
     The file gets the permissions a plain open() would give: the replaced file's, or
-    0666 less the umask (mkstemp alone would leave it 0600)."""
-    path = os.fspath(path)
+    0666 less the umask (mkstemp alone would leave it 0600).
+
+    A symlink is followed: its final target is replaced that way and the link stays.
+    A path that exists and is not a regular file (character or block device, FIFO,
+    socket) is opened for writing and written straight through, without a temp file; so is
+    an already open file named through /proc/PID/fd (/dev/stdout, /dev/fd/N), which is
+    appended to, as the shell's `>>` would."""
+    how, target = _where(os.fspath(path))
+    if how == "through":
+        with _straight_through(os.fspath(path), target, mode) as f:
+            yield f
+        return
+    path = target
     d = os.path.dirname(path) or "."
     try:
         perm = os.stat(path).st_mode & 0o7777
@@ -44,3 +103,14 @@ def atomic_writer(path, mode="wb"):
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+@contextlib.contextmanager
+def _straight_through(path: str, flags: int, mode: str):
+    """path opened for writing as it is (no temp file, no rename): nothing to undo on error."""
+    fd = os.open(path, flags)
+    with os.fdopen(fd, mode) as f:
+        yield f
+        f.flush()
+        with contextlib.suppress(OSError):  # (pipes and terminals cannot be fsynced)
+            os.fsync(f.fileno())

@@ -232,7 +232,7 @@ def test_log_output_goes_to_stderr_only(tmp_path, sample_train):
     r = ftrl("train", sample_train, "-m", tmp_path / "m")
     assert r.returncode == 0
     assert r.stdout == b""
-    assert b"trained 6,513 examples" in r.stderr
+    assert b"trained on 6,513 examples" in r.stderr
     r = ftrl("train", sample_train, "-m", tmp_path / "q", "-q")
     assert r.stdout == b"" and r.stderr == b""
 

@@ -360,9 +360,10 @@ def test_a_format_1_model_still_serves_and_resumes(tmp_path):
     assert json.loads((d / "manifest.json").read_text())["format_version"] == 2
 
 
-def test_a_killed_format_1_run_resumes_to_the_uninterrupted_model(tmp_path):
+def test_a_killed_format_1_run_resumes_to_the_uninterrupted_model(tmp_path, monkeypatch):
     d = copy_v1(tmp_path, "killed")
-    api.train([TRAIN], d, resume=True)
+    monkeypatch.chdir(HERE.parent)  # (it recorded its input as sample_data/agaricus.txt.train)
+    api.train(["sample_data/agaricus.txt.train"], d, resume=True)
     settings = {"checkpoint_every": 2000, "batch_size": 8, "ema_momentum": 0.9}
     api.train([TRAIN], tmp_path / "ref", overrides=settings)
     a, _ = state_arrays(d)

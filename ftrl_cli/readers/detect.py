@@ -4,12 +4,16 @@ lines (libsvm, CSV, TSV, Parquet), and whether a Parquet file is sparse or wide.
 
 from __future__ import annotations
 
+import bz2
+import contextlib
+import lzma
 import os
 import re
+import zlib
 
 from .arrow import _is_list, _open_parquet, _pa
 from .errors import open_data
-from .stream import InputStream
+from .stream import InputStream, is_fifo, peek_fifo
 
 FORMATS = ("parquet", "csv", "tsv", "libsvm")
 
@@ -40,11 +44,16 @@ def detect_format(path: str) -> str:
     suffix) decides: .parquet/.pq, .csv, .tsv/.tab, .svm/.libsvm/.svmlight. For .txt and
     anything else the first data line is looked at (decompressed if need be): a libsvm
     line (`label id:value ...`) is libsvm, else a tab makes it TSV, a comma CSV.
+    stdin is libsvm; a FIFO is looked at without consuming anything (stream.peek_fifo:
+    it is opened once, and its reader gets the same stream).
     """
     if path == "-":
         return "libsvm"
-    with open_data(path) as f:
-        head = f.read(4)
+    if is_fifo(path):
+        head = peek_fifo(path, 4)
+    else:
+        with open_data(path) as f:
+            head = f.read(4)
     if head == b"PAR1":
         return "parquet"
     name = os.path.basename(path).lower()
@@ -58,11 +67,35 @@ def detect_format(path: str) -> str:
     return _sniff(path)
 
 
+_SNIFF_BYTES = 1 << 16
+
+
 def _sniff(path: str) -> str:
+    if is_fifo(path):
+        return _sniff_fifo(path)
     with InputStream(path) as src:
-        buf = bytearray(1 << 16)
+        buf = bytearray(_SNIFF_BYTES)
         got = src.readinto(memoryview(buf))
-    for line in bytes(buf[:got]).split(b"\n")[:-1] or [bytes(buf[:got])]:
+    return _classify(bytes(buf[:got]), final=True)
+
+
+def _sniff_fifo(path: str) -> str:
+    """_sniff on bytes peeked at, as few as tell the format (a writer may be slow)."""
+    n = 1 << 12
+    while True:
+        raw = peek_fifo(path, n)
+        final = len(raw) < n or n >= _SNIFF_BYTES
+        kind = _classify(_decompress_head(raw), final)
+        if kind is not None:
+            return kind
+        n *= 4
+
+
+def _classify(data: bytes, final: bool) -> str | None:
+    """The format the first data line of `data` tells, None when more bytes are needed
+    (final: no more: then a partial last line counts when there is no other)."""
+    lines = data.split(b"\n")[:-1] or ([data] if final else [])
+    for line in lines:
         s = line.strip()
         if not s or s.startswith(b"#"):
             continue
@@ -73,7 +106,31 @@ def _sniff(path: str) -> str:
         if b"," in line:
             return "csv"
         return "libsvm"
-    return "libsvm"
+    return "libsvm" if final else None
+
+
+def _decompress_head(raw: bytes) -> bytes:
+    """As much of the decompressed text as the first bytes of a compressed stream give
+    (raw itself when it is not compressed)."""
+    try:
+        if raw.startswith(b"\x1f\x8b"):
+            return zlib.decompressobj(wbits=31).decompress(raw)
+        if raw.startswith(b"BZh"):
+            return bz2.BZ2Decompressor().decompress(raw)
+        if raw.startswith(b"\xfd7zXZ\x00"):
+            return lzma.LZMADecompressor().decompress(raw)
+        if raw.startswith(b"\x28\xb5\x2f\xfd"):
+            import pyarrow as pa
+
+            out = pa.CompressedInputStream(pa.BufferReader(raw), "zstd")
+            parts = []
+            with contextlib.suppress(pa.ArrowException, OSError):
+                while chunk := out.read(1 << 12):
+                    parts.append(chunk)
+            return b"".join(parts)
+    except (zlib.error, OSError, EOFError, lzma.LZMAError):
+        return b""
+    return raw
 
 
 def parquet_layout(path: str, indices: str = "indices") -> str:

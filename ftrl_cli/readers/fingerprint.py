@@ -19,6 +19,8 @@ def fingerprint(path: str) -> str | None:
     if path == "-":
         return None
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None  # (opening a FIFO would take its data)
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):

@@ -9,6 +9,7 @@ import re
 import numpy as np
 
 from ..atomic import atomic_writer
+from ..errors import ModelError
 
 NAME_MAP_ENTRIES = 1 << 20
 
@@ -38,9 +39,8 @@ class NameMap:
         return int(slot) in self._names
 
     def name(self, slot, default=None):
+        """The slot's name as it was seen (any characters)."""
         return self._names.get(int(slot), default)
-
-    get = name
 
     def items(self):
         """(slot, name) pairs, by slot."""
@@ -94,21 +94,87 @@ class NameMap:
         if len(uk):
             self._keys = np.union1d(self._keys, uk)
 
+    def get(self, slot, default=None):
+        """The slot's name as export and inspect print it: escaped as in names.tsv (see
+        save), so that it stays on one line of a TSV; `default` when the slot has none."""
+        name = self._names.get(int(slot))
+        return default if name is None else escape_name(name)
+
     def save(self, path: str) -> None:
-        """Write `slot<TAB>keys<TAB>name` lines (by slot), atomically."""
+        r"""Write `slot<TAB>keys<TAB>name` lines (by slot, UTF-8, each ended by LF), atomically.
+
+        A name is written escaped, so that it is one line and one field whatever it holds (a
+        Parquet string or a quoted CSV field may hold any character):
+
+            \        ->  \\
+            TAB      ->  \t
+            LF       ->  \n
+            CR       ->  \r
+            any other C0 control (NUL, VT, FF, FS, GS, RS, ...), DEL and the C1 controls
+            U+0080..U+009F (NEL among them)                ->  \xHH   (two hex digits)
+            U+2028, U+2029 and lone surrogates             ->  \uHHHH (four hex digits)
+
+        Every other character is written as itself. So no line of the file holds a
+        character that str.splitlines or Python's universal newlines would split at.
+        `load` reads back exactly what was saved; it also reads files written before CR,
+        \x and \u escapes were used (they escaped only \, TAB and LF).
+        """
         per = self.keys_per_slot()
-        with atomic_writer(path, "w") as f:
-            for slot, name in self.items():
-                clean = name.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-                f.write(f"{slot}\t{per.get(slot, 1)}\t{clean}\n")
+        lines = [f"{slot}\t{per.get(slot, 1)}\t{escape_name(name)}\n" for slot, name in self.items()]
+        with atomic_writer(path, "wb") as f:
+            f.write("".join(lines).encode("utf-8"))
 
     @classmethod
     def load(cls, path: str, max_entries: int = NAME_MAP_ENTRIES) -> NameMap:
-        """Names from save()'s file (collision records are not kept: only the names)."""
+        """Names from save()'s file (collision records are not kept: only the names).
+
+        Lines end at LF only (a raw CR, NEL, U+2028 in an older file is part of a name)."""
         m = cls(max_entries)
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                slot, _keys, name = line.rstrip("\n").split("\t", 2)
-                name = re.sub(r"\\(.)", lambda g: {"t": "\t", "n": "\n"}.get(g.group(1), g.group(1)), name)
-                m._names[int(slot)] = name
+        with open(path, "rb") as f:
+            data = f.read()
+        lines = data.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        for no, raw in enumerate(lines, 1):
+            try:
+                slot, _keys, name = raw.decode("utf-8").split("\t", 2)
+                m._names[int(slot)] = unescape_name(name)
+            except ValueError:  # (UnicodeDecodeError is one)
+                raise ModelError(f"{path}:{no}: damaged line (expected slot<TAB>keys<TAB>name); "
+                                 "delete the file to lose the names, or restore it") from None
         return m
+
+
+# ---------------------------------------------------------------------------------------
+# names.tsv escaping
+# ---------------------------------------------------------------------------------------
+
+_SHORT = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_NEEDS_ESCAPE = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.)", re.DOTALL)
+_UNSHORT = {"t": "\t", "n": "\n", "r": "\r"}
+
+
+def _escape_char(m) -> str:
+    c = m.group(0)
+    short = _SHORT.get(c)
+    if short is not None:
+        return short
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
+def escape_name(name: str) -> str:
+    """name as names.tsv and export write it (NameMap.save): one line, one TSV field."""
+    return _NEEDS_ESCAPE.sub(_escape_char, name)
+
+
+def _unescape_char(m) -> str:
+    e = m.group(1)
+    if len(e) > 1:  # xHH, uHHHH
+        return chr(int(e[1:], 16))
+    return _UNSHORT.get(e, e)  # \\ -> \ (and any other escaped character is itself)
+
+
+def unescape_name(text: str) -> str:
+    """The name escape_name(name) wrote."""
+    return _ESCAPE.sub(_unescape_char, text) if "\\" in text else text

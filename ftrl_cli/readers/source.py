@@ -14,6 +14,7 @@ from . import libsvm, parquet_sparse, wide
 from .batch import BATCH_ROWS, prefetch
 from .detect import detect_format, parquet_layout
 from .errors import open_data
+from .stream import is_fifo, release_fifo
 
 
 def input_ids(inputs):
@@ -25,18 +26,31 @@ def input_ids(inputs):
 
 
 def check_inputs(inputs, passes):
+    """Refuse what cannot be read as asked before any training: no input, a missing or
+    unreadable file, stdin or a FIFO (read once only) with --passes > 1 or other inputs."""
     if not inputs:
         raise ConfigError("no input files given")
     if "-" in inputs and (passes > 1 or len(inputs) > 1):
         raise ConfigError("stdin ('-') can be read once only: use it alone with --passes 1, "
                           "or give a file")
+    for path in inputs:
+        if is_fifo(path) and (passes > 1 or len(inputs) > 1):
+            raise ConfigError(f"{path} (a FIFO) can be read once only: use it alone with --passes 1, "
+                              "or give a file")
     for path in inputs:  # fail before any training on a missing later file
         _check_path(path)
 
 
 def _check_path(path):
-    if path != "-":
-        open_data(path).close()
+    """A missing, unreadable path or a directory is a DataError. (A FIFO is not opened:
+    opening waits for its writer, and it is opened once, by whoever looks at it first.)"""
+    if path == "-":
+        return
+    if is_fifo(path):
+        if not os.access(path, os.R_OK):
+            raise DataError(f"{path}: permission denied")
+        return
+    open_data(path).close()
 
 
 def expand_inputs(inputs) -> list:
@@ -67,6 +81,11 @@ def input_format(path, config: Config) -> str:
             return "libsvm"
         _check_path(path)
         fmt = detect_format(path)
+    if fmt != "libsvm" and is_fifo(path):
+        # (Parquet needs seeking; the CSV/TSV reader opens a file twice, to type columns)
+        release_fifo(path)
+        raise DataError(f"{path}: a FIFO can be read as libsvm text only, not {fmt}; "
+                        "give the data as a regular file")
     if fmt == "parquet":
         return "parquet-" + parquet_layout(path, config.indices_column)
     return fmt

@@ -54,7 +54,7 @@ from .batch import Batch
 from .detect import detect_format
 from .errors import _arrow_errors, _one_line
 from .names import NameMap
-from .stream import InputStream, display_name
+from .stream import InputStream, display_name, read_once
 
 NUMERIC_AS = ("value", "categorical", "bin", "logsq")
 
@@ -403,7 +403,7 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
     src, reader = _open_csv(path, fmt, header, columns, delimiter)
     schema = reader.schema
     plan = _make_plan(pa, name, schema, **opts)
-    if path == "-":  # stdin cannot be read twice: keep the inferred types
+    if read_once(path):  # stdin or a FIFO cannot be read twice: keep the inferred types
         it = reader
     else:
         src.close()
