@@ -280,21 +280,33 @@ def format_floats(x: np.ndarray) -> bytes:
     return b"".join(parts)
 
 
+def _label_text(v: float) -> str:
+    """A label as `predict --with-label` prints it: the shortest text that reads back to the
+    same float (Python's repr), without a trailing '.0': 1, -1, 0.5, 123456789, 1e+20."""
+    t = repr(float(v))
+    return t[:-2] if t.endswith(".0") else t
+
+
 def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: float = 0.5,
             with_id: bool = False, with_label: bool = False, raw: bool = False,
             read_overrides=None, reporter: Reporter | None = None, last_good: bool = False) -> int:
     """Write one line per row to `out` (a binary or text stream; stdout by default), in input order:
     [id TAB][label TAB]value, value being the probability (output="proba"), the margin
-    ("margin", or raw=True) or the 0/1 label at `threshold` ("label"). Floats are printed so
-    that they parse back exactly. The id is the text after '#' on the row's line."""
+    ("margin", or raw=True) or the 0/1 label at `threshold` ("label", a probability in
+    [0, 1]). Floats are printed so that they parse back exactly; the label as _label_text()
+    writes it. The id is the text after '#' on the row's line (libsvm) or the id column
+    (tables); rows without one get an empty id, and a warning says how many."""
     if output not in ("proba", "margin", "label"):
         raise ConfigError(f"output must be proba, margin or label, got {output!r}")
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"threshold must be a probability in [0, 1], got {threshold}")
     output = "margin" if raw else output
     inputs = expand_inputs(inputs)
     check_inputs(inputs, 1)
-    model = load_model(model_dir, read_overrides, last_good=last_good, warn=reporter.warn if reporter else None)
+    warn = reporter.warn if reporter else _stderr_warn
+    model = load_model(model_dir, read_overrides, last_good=last_good, warn=warn)
     out = _binary(out)
-    count = 0
+    count = no_id = 0
     try:
         for _, m, b in iter_margins(model, inputs, reporter, with_ids=with_id):
             if not len(m):
@@ -312,11 +324,17 @@ def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: fl
                 continue
             cols = [text.decode().split("\n")[:-1]]
             if with_label:
-                cols.insert(0, [f"{v:g}" for v in b.labels.tolist()])
+                cols.insert(0, [_label_text(v) for v in b.labels.tolist()])
             if with_id:
-                ids = b.ids_text or [""] * len(m)
-                cols.insert(0, [str(t).replace("\t", " ") for t in ids])
+                ids = b.ids_text if b.ids_text is not None else [""] * len(m)
+                ids = [str(t).replace("\t", " ") for t in ids]
+                no_id += ids.count("")
+                cols.insert(0, ids)
             out.write(("\n".join(["\t".join(r) for r in zip(*cols)]) + "\n").encode())
+        if no_id:
+            where = ("no row has an id" if no_id == count else f"{no_id:,} of {count:,} rows have no id")
+            warn(f"--with-id: {where} (libsvm: the text after '#' on the line; tables: the --id column), "
+                 "so their id field is empty")
     finally:
         if reporter:
             reporter.close()
@@ -328,8 +346,12 @@ def evaluate(model_dir, inputs, *, threshold: float = 0.5, per_file: bool = Fals
              last_good: bool = False) -> dict:
     """Metrics of the model on labelled inputs (see metrics.summary); with per_file, also
     one summary per input under "files"."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"threshold must be a probability in [0, 1], got {threshold}")
     inputs = expand_inputs(inputs)
     check_inputs(inputs, 1)
+    if per_file:
+        _check_distinct(inputs)
     model = load_model(model_dir, read_overrides, last_good=last_good, warn=reporter.warn if reporter else None)
     parts = {path: ([], [], []) for path in inputs}
     try:
@@ -355,13 +377,30 @@ def evaluate(model_dir, inputs, *, threshold: float = 0.5, per_file: bool = Fals
     return result
 
 
+def _check_distinct(inputs):
+    """per_file reports each file once: a file given twice (by the same or another path)
+    would be counted twice in its own report and in the total."""
+    seen = {}
+    for path in inputs:
+        try:
+            st = os.stat(path)
+            key = (st.st_dev, st.st_ino)
+        except (OSError, ValueError):
+            key = os.path.realpath(path)
+        if key in seen:
+            same = f"{path} twice" if seen[key] == path else f"{seen[key]} and {path}, the same file,"
+            raise ConfigError(f"--per-file reports each file once, but DATA names {same}; give each file once")
+        seen[key] = path
+
+
 def _summary(m, y, w, threshold, bins):
     return metrics.summary(m, y, threshold, weights=None if np.all(w == 1) else w, bins=bins)
 
 
-def inspect(model_dir, top: int = 10, *, last_good: bool = False) -> dict:
-    """What a model directory holds: settings, training history, table, top weights."""
-    model, log = checkpoint.load(model_dir, fallback=last_good, warn=_stderr_warn)
+def inspect(model_dir, top: int = 10, *, last_good: bool = False, warn=None) -> dict:
+    """What a model directory holds: settings, training history, table, top weights.
+    warn(message) says which checkpoint last_good served (default: on stderr)."""
+    model, log = checkpoint.load(model_dir, fallback=last_good, warn=warn or _stderr_warn)
     c = model.config
     w = model.weights()
     init = fresh_row(c, model.st.dtype)
@@ -411,13 +450,14 @@ def inspect(model_dir, top: int = 10, *, last_good: bool = False) -> dict:
     }
 
 
-def export(model_dir, out=None, *, last_good: bool = False) -> int:
+def export(model_dir, out=None, *, last_good: bool = False, warn=None) -> int:
     """Write `feature<TAB>weight` for every nonzero weight, then `bias<TAB>weight`.
 
     Features are named by their id in the data; slots shared by hashed ids list every id
     seen there joined by '+'. Weights print with repr(), which parses back exactly.
+    warn(message) says which checkpoint last_good served (default: on stderr).
     """
-    model = load_model(model_dir, last_good=last_good)
+    model = load_model(model_dir, last_good=last_good, warn=warn)
     out = _binary(out)
     names = checkpoint.load_names(model_dir)
     lines = [f"{names.get(int(name), name) if names and name.isdigit() else name}\t{w!r}"

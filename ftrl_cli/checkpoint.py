@@ -283,8 +283,8 @@ def read_config(model_dir) -> Config:
     m = read_manifest(model_dir) if os.path.isdir(model_dir) else None
     if m and m["checkpoints"]:
         path = _entry_path(model_dir, m["checkpoints"][-1])
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            with np.load(path, allow_pickle=False) as z:
+        with contextlib.suppress(OSError, ValueError, KeyError, EOFError, ModelError):
+            with _open_npz(path) as z:
                 if "config" in z.files:
                     return _config_from_bytes(z["config"], path)
     path = os.path.join(model_dir, CONFIG)
@@ -295,6 +295,15 @@ def read_config(model_dir) -> Config:
         return Config.from_json_file(path)
     except ConfigError as e:
         raise ModelError(str(e)) from None
+
+
+def _open_npz(path):
+    """np.load of an .npz archive, never unpickling; anything else (an .npy, garbage) is a
+    ValueError."""
+    z = np.load(path, allow_pickle=False)
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError("not an .npz archive")
+    return z
 
 
 def _config_from_bytes(arr, path) -> Config:
@@ -500,9 +509,7 @@ def _load_entry(model_dir, entry, config: Config | None):
     if sha.hexdigest() != entry.get("sha256"):
         raise ModelError(f"{path}: checksum mismatch (truncated or corrupted checkpoint)")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise ValueError("not an .npz archive")
+        with _open_npz(path) as z:
             arrays = {k: z[k] for k in ("st", "bst", "ls", "alias", "iterations", "meta")}
             stored = z["config"] if "config" in z.files else None
         meta = json.loads(arrays["meta"].tobytes().decode())

@@ -184,7 +184,8 @@ def _print_json(obj):
 
 model_option = click.option("-m", "--model-dir", "model_dir", required=True,
                             type=click.Path(file_okay=False), help="Model directory.")
-quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress or log output on stderr.")
+quiet_option = click.option("-q", "--quiet", is_flag=True,
+                            help="Nothing on stderr but errors: no progress, logs or warnings.")
 inputs_argument = click.argument("inputs", nargs=-1, required=True, metavar="DATA...")
 
 
@@ -396,6 +397,7 @@ def train(inputs, model_dir, config_file, keras_optimizer, mxnet_optimizer, novo
     every = settings.pop("checkpoint_every")
     if every:
         settings.update(every)
+    _check_validation_every(model_dir, settings, config_file, resume, externals[0] if externals else None)
     reporter = make_reporter(quiet, json_lines=json_progress)
     s = _api().train(inputs, model_dir, config_file=config_file, overrides=settings,
                      external=externals[0] if externals else None,
@@ -419,6 +421,21 @@ def _check_validation(inputs, settings):
                               "--validation-every evaluate it several times; give a file")
     elif path and os.path.isfile(path) and os.path.getsize(path) == 0:
         raise DataError(f"{path}: the validation file is empty; give --validation a file of labelled rows")
+
+
+def _check_validation_every(model_dir, settings, config_file, resume, external):
+    """--validation-every N evaluates something only with a validation file or a hold-out,
+    given as a flag or in the settings --config or --resume start from."""
+    n = settings.get("validation_every")
+    if not n or settings.get("validation") or settings.get("holdout_every"):
+        return
+    if config_file or resume:
+        base = _api().resolve_config(model_dir, config_file=config_file, overrides=settings, resume=resume,
+                                     external=external)
+        if base.validation or base.holdout_every:
+            return
+    raise ConfigError(f"--validation-every {n} has nothing to evaluate: give --validation FILE or "
+                      "--holdout-every N as well, or drop --validation-every")
 
 
 def _fmt(x, spec=".6f"):
@@ -458,45 +475,123 @@ def _summary_text(s) -> str:
     return "\n".join(lines)
 
 
-@main.command()
+KINDS = ("proba", "margin", "label")
+
+
+def _threshold(ctx, param, value):
+    """A probability in [0, 1]: nan, infinities and anything outside are usage errors."""
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise click.BadParameter(f"must be a probability in [0, 1], got {value}")
+    return value
+
+
+def _warn(message: str, quiet: bool) -> None:
+    if not quiet:
+        click.echo(f"ftrl: warning: {message}", err=True)
+
+
+class _PredictCommand(click.Command):
+    """`predict` with the old spelling `--output proba|margin|label` of `--kind`: before
+    parsing, `--output KIND` (or `--output=KIND`) becomes the hidden `--old-output-kind KIND`,
+    so that `-o/--output` otherwise always names the output file (`-o KIND` too, as it always
+    did). A file named like a kind is `--output ./proba`."""
+
+    def parse_args(self, ctx, args):
+        out, i = [], 0
+        while i < len(args):
+            a = args[i]
+            if a == "--":
+                out += args[i:]
+                break
+            if a == "--output" and i + 1 < len(args) and args[i + 1] in KINDS:
+                out += ["--old-output-kind", args[i + 1]]
+                i += 2
+                continue
+            if a.startswith("--output=") and a[len("--output="):] in KINDS:
+                out += ["--old-output-kind", a[len("--output="):]]
+            else:
+                out.append(a)
+            i += 1
+        return super().parse_args(ctx, out)
+
+
+def _predict_kind(kind, old_kind, raw, threshold, quiet) -> str:
+    """What predict prints, from --kind, the deprecated --output KIND and --raw; options that
+    contradict each other, or --threshold for anything but labels, are usage errors."""
+    if old_kind is not None:
+        _warn(f"--output {old_kind} is deprecated: use --kind {old_kind} (-o/--output now names the "
+              f"output file; a file named {old_kind} is --output ./{old_kind})", quiet)
+        if kind is not None and kind != old_kind:
+            raise click.UsageError(f"--output {old_kind} (the old spelling of --kind) contradicts --kind {kind}")
+        kind = kind or old_kind
+    if raw:
+        if kind not in (None, "margin"):
+            raise click.UsageError(f"--raw is --kind margin; it contradicts --kind {kind}")
+        kind = "margin"
+    kind = kind or "proba"
+    if threshold is not None and kind != "label":
+        what = {"proba": "probabilities", "margin": "margins"}[kind]
+        raise click.UsageError(f"--threshold applies to --kind label only, and this prints {what}; "
+                               "add --kind label or drop --threshold")
+    return kind
+
+
+@main.command(cls=_PredictCommand)
 @model_option
 @inputs_argument
-@click.option("-o", "--output-file", "output_file", type=click.Path(dir_okay=False), default=None,
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Write here (atomically) instead of stdout.")
-@click.option("--output", "kind", type=click.Choice(["proba", "margin", "label"]), default="proba",
-              show_default=True, help="Probability, margin (log-odds) or 0/1 label.")
-@click.option("--raw", is_flag=True, help="Same as --output margin.")
-@click.option("--threshold", type=float, default=0.5, show_default=True, help="For --output label.")
-@click.option("--with-id", is_flag=True, help="Prefix each line with the row's id (the text after '#').")
-@click.option("--with-label", is_flag=True, help="Prefix each line with the row's label as written.")
+@click.option("--output-file", "output_file", type=click.Path(dir_okay=False), default=None, hidden=True,
+              help="Deprecated: the old name of -o/--output.")
+@click.option("--kind", type=click.Choice(KINDS), default=None,
+              help="Probability, margin (log-odds) or 0/1 label at --threshold.  [default: proba]")
+@click.option("--old-output-kind", type=click.Choice(KINDS), default=None, hidden=True,
+              help="What the deprecated --output proba|margin|label becomes.")
+@click.option("--raw", is_flag=True, help="Same as --kind margin.")
+@click.option("--threshold", type=float, default=None, callback=_threshold,
+              help="With --kind label: probability at or above which a row is 1.  [default: 0.5]")
+@click.option("--with-id", is_flag=True,
+              help="Prefix each line with the row's id (libsvm: the text after '#'; tables: --id COL).")
+@click.option("--with-label", is_flag=True,
+              help="Prefix each line with the row's label (the shortest text of its value: 1, -1, 0.5).")
 @input_options
 @last_good_option
 @quiet_option
 @handle_errors
-def predict(model_dir, inputs, output_file, kind, raw, threshold, with_id, with_label, last_good, quiet,
-            **read):
+def predict(model_dir, inputs, output, output_file, kind, old_output_kind, raw, threshold, with_id,
+            with_label, last_good, quiet, **read):
     """Print one prediction per row of DATA, in input order (TSV with --with-id/--with-label).
 
     \b
     Example:
       ftrl predict -m model/ test.svm > p.txt
-      ftrl predict -m model/ test.svm --with-id --output label --threshold 0.3
+      ftrl predict -m model/ test.svm -o p.txt --kind margin
+      ftrl predict -m model/ test.svm --with-id --kind label --threshold 0.3
     """
+    if output_file is not None:
+        _warn("--output-file is deprecated: use -o/--output FILE", quiet)
+        if output is not None and output != output_file:
+            raise click.UsageError(f"two output files: -o/--output {output} and --output-file {output_file} "
+                                   "(its old name); give one")
+        output = output_file
+    kind = _predict_kind(kind, old_output_kind, raw, threshold, quiet)
     api = _api()
-    with api.output_stream(output_file) as out:
-        api.predict(model_dir, inputs, out, output=kind, raw=raw, threshold=threshold, with_id=with_id,
-                    with_label=with_label, read_overrides=read, reporter=make_reporter(quiet, log=False),
+    reporter = make_reporter(quiet, log=False)
+    with api.output_stream(output) as out:
+        api.predict(model_dir, inputs, out, output=kind, threshold=0.5 if threshold is None else threshold,
+                    with_id=with_id, with_label=with_label, read_overrides=read, reporter=reporter,
                     last_good=last_good)
 
 
 @main.command(name="eval")
 @model_option
 @inputs_argument
-@click.option("--threshold", type=float, default=0.5, show_default=True,
-              help="Probability at or above which a row is called positive.")
+@click.option("--threshold", type=float, default=0.5, show_default=True, callback=_threshold,
+              help="Probability in [0, 1] at or above which a row is called positive.")
 @click.option("--bins", type=click.IntRange(1, 1000), default=10, show_default=True,
               help="Probability bins of the calibration table.")
-@click.option("--per-file", is_flag=True, help="Also report each input file on its own.")
+@click.option("--per-file", is_flag=True,
+              help="Also report each input file on its own (a file given twice is an error).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Write ROC, precision-recall and reliability curves to this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
@@ -555,8 +650,9 @@ def _print_metrics(r, threshold):
               help="Write the training and validation loss curves to this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @last_good_option
+@quiet_option
 @handle_errors
-def inspect(model_dir, top, plot, as_json, last_good):
+def inspect(model_dir, top, plot, as_json, last_good, quiet):
     """Show what a model holds: settings, training history, table use, top weights.
 
     \b
@@ -565,7 +661,7 @@ def inspect(model_dir, top, plot, as_json, last_good):
     """
     if plot:
         _check_output_path(plot, "--plot")
-    r = _api().inspect(model_dir, top=top, last_good=last_good)
+    r = _api().inspect(model_dir, top=top, last_good=last_good, warn=_silent if quiet else None)
     if plot:
         from .plots import plot_history
 
@@ -649,11 +745,12 @@ def convert(inputs, output, bits, compression, quiet, **settings):
 
 @main.command()
 @model_option
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Write here (atomically) instead of stdout.")
 @last_good_option
+@quiet_option
 @handle_errors
-def export(model_dir, output, last_good):
+def export(model_dir, output, last_good, quiet):
     """Write the model as TSV: `feature<TAB>weight` per nonzero weight, then `bias<TAB>w`.
 
     \b
@@ -662,7 +759,11 @@ def export(model_dir, output, last_good):
     """
     api = _api()
     with api.output_stream(output) as out:
-        api.export(model_dir, out, last_good=last_good)
+        api.export(model_dir, out, last_good=last_good, warn=_silent if quiet else None)
+
+
+def _silent(message: str) -> None:
+    """Where --quiet sends warnings."""
 
 
 if __name__ == "__main__":
