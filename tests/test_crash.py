@@ -39,7 +39,9 @@ def wait_for_checkpoints(model_dir, proc, k, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         try:
-            seqs = [e["seq"] for e in json.loads((model_dir / "manifest.json").read_text())["checkpoints"]]
+            m = json.loads((model_dir / "manifest.json").read_text())
+            # (a run's own checkpoints are pending until it finishes: docs/model-format.md)
+            seqs = [e["seq"] for e in m["checkpoints"] + (m.get("pending") or {}).get("checkpoints", [])]
             if seqs and max(seqs) >= k:
                 return True
         except (FileNotFoundError, ValueError):
