@@ -13,8 +13,8 @@ from numba.extending import intrinsic
 # Error codes returned by parse_libsvm (messages live in readers/errors.py).
 __all__ = [  # the names ftrl_cli.kernels re-exports
     "OK", "ERR_LABEL", "ERR_INDEX", "ERR_NO_VALUE", "ERR_VALUE", "ERR_INDEX_RANGE", "ERR_BYTE",
-    "ERR_NO_LABEL", "ERR_ROW_TOO_BIG", "ERR_NAN", "ERR_COST", "MAX_INDEX", "FAST_TAIL", "parse_libsvm",
-    "canonicalize", "last_newline", "comment_spans",
+    "ERR_NO_LABEL", "ERR_ROW_TOO_BIG", "ERR_NAN", "ERR_COST", "ERR_COST_TWICE", "MAX_INDEX",
+    "FAST_TAIL", "parse_libsvm", "canonicalize", "last_newline", "comment_spans", "csv_quote_scan",
 ]
 
 
@@ -29,6 +29,7 @@ ERR_NO_LABEL = 7  # line starts with idx:value
 ERR_ROW_TOO_BIG = 8  # one row has more features than the batch arrays hold
 ERR_NAN = 9  # value or label parsed as inf (overflow) or nan
 ERR_COST = 10  # cost:W with W not a number >= 0
+ERR_COST_TWICE = 11  # a second cost:W on one line
 
 MAX_INDEX = 1 << 62
 _POW10 = np.array([10.0**k for k in range(23)])  # exact in float64 for k <= 22
@@ -301,6 +302,7 @@ def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows, w
         prev = np.int64(-1)
         is_unsorted = False
         full = False
+        has_cost = False
         # features
         while True:
             while i < end and _is_space(buf[i]):
@@ -359,7 +361,10 @@ def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows, w
                     continue
                 if (c == 99 and i + 4 < end and buf[i + 1] == 111 and buf[i + 2] == 115 and buf[i + 3] == 116
                         and buf[i + 4] == 58):
-                    # cost:W (SVMlight's per-example cost factor) is the row's weight
+                    # cost:W (SVMlight's per-example cost factor) is the row's weight, once
+                    if has_cost:
+                        return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_COST_TWICE, tok
+                    has_cost = True
                     i += 5
                     wtok = i
                     if i >= end or _ends_token(buf[i]):
@@ -538,3 +543,35 @@ def comment_spans(buf, start, end, out):
         i += 1
         r += 1
     return r
+
+
+@njit(cache=True, nogil=True)
+def csv_quote_scan(buf, delim, quote, state):
+    """Follow CSV quoting through buf, one block of a CSV file after another, as pyarrow's
+    parser does (double quotes, no escape character): a quote opens a quoted value only at
+    the start of a field; inside one, a doubled quote stands for a quote and a single one
+    ends it (the rest of the field is plain text). Used to tell a quote that is never closed.
+
+    # Assumes: state is int64[2]. state[0] is the state before buf (0: at the start of a
+    #          field, 1: in a plain field, 2: in a quoted value, 3: after a quote in a quoted
+    #          value) and becomes the state after it; when a quoted value opens in buf,
+    #          state[1] becomes the index of its quote (else it is left as it is).
+    """
+    s = state[0]
+    for i in range(len(buf)):
+        c = buf[i]
+        if s == 2:
+            if c == quote:
+                s = 3
+            continue
+        if s == 3:
+            if c == quote:
+                s = 2
+                continue
+            s = 1
+        if s == 0 and c == quote:
+            s = 2
+            state[1] = i
+            continue
+        s = 0 if (c == delim or c == 10 or c == 13) else 1
+    state[0] = s

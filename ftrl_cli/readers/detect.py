@@ -29,8 +29,15 @@ _EXT = {
 _COMPRESSED_EXT = (".gz", ".gzip", ".bz2", ".xz", ".zst", ".zstd")
 
 
+_NUM = rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_TOKEN = rb"(?:qid:\S*|cost:\S*|\d+:[^\s,#]+)"
+_END = rb"[ \t]*(?:#.*)?\r?$"
+# a libsvm line: a label then id:value, qid: and cost: tokens; also an svmlight multilabel
+# line (`1,3 5:1`), which the parser then refuses with a message that says what it is
 _LIBSVM_LINE = re.compile(
-    rb"^[ \t]*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?:[ \t]+(?:qid:\d+|\d+:\S+))*[ \t]*(?:#.*)?\r?$")
+    rb"^[ \t]*(?:" + _NUM + rb"(?:[ \t]+" + _TOKEN + rb")*|" + _NUM + rb"(?:," + _NUM + rb")+(?:[ \t]+"
+    + _TOKEN + rb")+)(?=[ \t#\r]|$)" + _END)
+_SNIFF_LINES = 64  # data lines looked at, at most
 
 
 # ---------------------------------------------------------------------------------------
@@ -42,8 +49,9 @@ def detect_format(path: str) -> str:
 
     `PAR1` at the start is Parquet. Otherwise the extension (after a .gz/.bz2/.xz/.zst
     suffix) decides: .parquet/.pq, .csv, .tsv/.tab, .svm/.libsvm/.svmlight. For .txt and
-    anything else the first data line is looked at (decompressed if need be): a libsvm
-    line (`label id:value ...`) is libsvm, else a tab makes it TSV, a comma CSV.
+    anything else the first data lines are looked at (decompressed if need be): if one is a
+    libsvm line (`label id:value ...`) the input is libsvm, else a tab in the first one makes
+    it TSV, a comma CSV (_classify).
     stdin is libsvm; a FIFO is looked at without consuming anything (stream.peek_fifo:
     it is opened once, and its reader gets the same stream).
     """
@@ -92,21 +100,34 @@ def _sniff_fifo(path: str) -> str:
 
 
 def _classify(data: bytes, final: bool) -> str | None:
-    """The format the first data line of `data` tells, None when more bytes are needed
-    (final: no more: then a partial last line counts when there is no other)."""
-    lines = data.split(b"\n")[:-1] or ([data] if final else [])
+    """The format the first data lines of `data` tell, None when more bytes are needed
+    (final: no more: then a partial last line counts too).
+
+    libsvm when one of the first _SNIFF_LINES data lines is a libsvm line (so a libsvm file
+    whose first line is bad, or holds commas, is still read as libsvm, and its error says
+    file:line:col); otherwise a tab in the first data line makes it TSV, a comma CSV."""
+    parts = data.split(b"\n")
+    lines = parts if final else parts[:-1]
+    seen = []
     for line in lines:
         s = line.strip()
         if not s or s.startswith(b"#"):
             continue
         if _LIBSVM_LINE.match(line):
             return "libsvm"
-        if b"\t" in line:
-            return "tsv"
-        if b"," in line:
-            return "csv"
-        return "libsvm"
-    return "libsvm" if final else None
+        seen.append(line)
+        if len(seen) == _SNIFF_LINES:
+            break
+    if not seen:
+        return "libsvm" if final else None
+    if len(seen) < _SNIFF_LINES and not final:
+        return None
+    first = seen[0]
+    if b"\t" in first:
+        return "tsv"
+    if b"," in first:
+        return "csv"
+    return "libsvm"
 
 
 def _decompress_head(raw: bytes) -> bytes:
@@ -136,7 +157,11 @@ def _decompress_head(raw: bytes) -> bytes:
 def parquet_layout(path: str, indices: str = "indices") -> str:
     """'sparse' when the Parquet file has a list column named `indices`, else 'wide'."""
     pa = _pa()
-    schema = _open_parquet(path).schema_arrow
+    pf = _open_parquet(path)
+    try:
+        schema = pf.schema_arrow
+    finally:
+        pf.close()
     i = schema.get_field_index(indices)
     if i >= 0 and _is_list(pa, schema.field(i).type):
         return "sparse"

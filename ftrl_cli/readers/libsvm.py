@@ -8,7 +8,10 @@ Rules (see README "Input format"):
   and `ftrl export` prints the ids of the data;
 - within a row, ids may come in any order; a repeated id adds its values (x is a vector);
   values equal to 0 are dropped;
-- SVMlight's `cost:W` token gives the row an importance weight W >= 0 (default 1).
+- SVMlight's `cost:W` token gives the row an importance weight W >= 0 (default 1), once per
+  line; a `qid:` token is skipped, whatever follows it;
+- a line ends at LF (CRLF too); a CR alone is a blank, so a file with CR-only line ends
+  (classic Mac OS) fails at its second line, with a hint to convert it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 from .. import kernels as K
 from ..errors import DataError
 from .batch import BATCH_ROWS, Batch
-from .errors import _error
+from .errors import _bare_cr, _error
 from .stream import InputStream
 
 CHUNK_BYTES = 8 << 20  # read buffer; grows for longer lines up to MAX_LINE_BYTES
@@ -76,6 +79,7 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
         r0 = z0 = 0  # rows and features already in the batch being filled
         batch_max = -1
         texts = [] if with_comments else None
+        first = start_offset == 0  # no data line seen yet (the hint for a CSV/TSV read as libsvm)
 
         def take_batch():
             """The batch filled so far; the next one starts empty (in new arrays if fresh)."""
@@ -101,8 +105,10 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                     if len(buf) >= max_line_bytes:
                         limit = (f"{max_line_bytes >> 20} MB" if max_line_bytes >= 1 << 20
                                  else f"{max_line_bytes} bytes")
-                        raise DataError(f"{name}:{line + 1}: line longer than {limit} "
-                                        "(is this a libsvm text file?)")
+                        hint = ("; its lines end with CR alone (classic Mac OS): convert it with "
+                                "tr '\\r' '\\n' < FILE > FILE.unix" if _bare_cr(bytes(buf[: 1 << 16]))
+                                else " (is this a libsvm text file?)")
+                        raise DataError(f"{name}:{line + 1}: line longer than {limit}{hint}")
                     buf = np.concatenate([buf, np.empty(len(buf), np.uint8)])
                 got = src.readinto(memoryview(buf)[filled:])
                 if got == 0:
@@ -132,7 +138,8 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                     continue
                 skip_to = exc = None
                 if err:
-                    exc = _error(name, err, buf, err_pos, new_pos, end, line + lines + 1)
+                    exc = _error(name, err, buf, err_pos, new_pos, end, line + lines + 1,
+                                 first=first and rows == 0)
                     # keep the rows before the bad line (their slow numbers come first)
                     nnz = int(P[rows])
                     keep = (slow[:nslow, 0] != 1) & (slow[:nslow, 1] < rows) | (
@@ -156,6 +163,7 @@ def iter_libsvm(path: str, *, start_offset: int = 0, start_line: int = 0,
                         rows, nnz = _drop_rows(bad_rows, L, P, Z, V, rows, W)
                         if comments is not None:
                             comments = [c for k, c in enumerate(comments) if k not in set(bad_rows)]
+                first = first and not rows and exc is None
                 if exc is not None:
                     if on_bad is None:
                         raise exc

@@ -58,6 +58,15 @@ def iter_parquet_sparse(path: str, *, label: str = "label", indices: str = "indi
     if batch_rows < 1:
         raise ConfigError(f"batch_rows must be >= 1, got {batch_rows}")
     pf = _open_parquet(path)
+    try:
+        with _arrow_errors(path):  # (also escapes what the messages quote: column names)
+            yield from _read_sparse(pa, pf, path, label, indices, values, weight, id_column, batch_rows,
+                                    start_row + start_batch * batch_rows, shuffle_seed)
+    finally:
+        pf.close()
+
+
+def _read_sparse(pa, pf, path, label, indices, values, weight, id_column, batch_rows, row, shuffle_seed):
     schema = pf.schema_arrow
     names = schema.names
     _need_columns(path, names, [(label, "label"), (indices, "indices"), (weight, "weight"),
@@ -66,6 +75,10 @@ def iter_parquet_sparse(path: str, *, label: str = "label", indices: str = "indi
         if values != "values":
             _need_columns(path, names, [(values, "values")])
         values = None
+    for col in (label, indices, values, weight, id_column):
+        if col is not None and names.count(col) > 1:
+            raise DataError(f"{path}: the column name '{col}' is used by {names.count(col)} columns; "
+                            "give each column its own name")
 
     def typed(col, ok, expect):
         t = schema.field(col).type
@@ -90,55 +103,63 @@ def iter_parquet_sparse(path: str, *, label: str = "label", indices: str = "indi
         typed(weight, numeric, "a numeric weight column")
     cols = [c for c in dict.fromkeys([label, indices, values, weight, id_column]) if c is not None]
     progress = _parquet_progress(path, pf)
-    row = start_row + start_batch * batch_rows
-    with _arrow_errors(path):
-        for rb in _parquet_batches(pf, cols, batch_rows, row, shuffle_seed):
-            n = rb.num_rows
-            labels = _numbers(pa, rb.column(label), path, label, "label", row)
-            indptr, flat = _list_column(pa, rb.column(indices), path, indices, "indices", row)
-            try:
-                ids = flat.cast(pa.int64()).to_numpy(zero_copy_only=False)
-            except pa.ArrowInvalid:
-                raise DataError(f"{path}: column '{indices}' (indices) holds ids beyond int64") from None
-            varr = rb.column(values) if values is not None else None
-            if varr is None or varr.null_count == n:
-                vals = np.ones(len(ids), np.float64)
+    for rb in _parquet_batches(pf, cols, batch_rows, row, shuffle_seed):
+        n = rb.num_rows
+        labels = _numbers(pa, rb.column(label), path, label, "label", row)
+        indptr, flat = _list_column(pa, rb.column(indices), path, indices, "indices", row)
+        try:
+            ids = flat.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:  # (uint64 ids >= 2**63)
+            big = np.flatnonzero(flat.to_numpy(zero_copy_only=False) >= np.uint64(K.MAX_INDEX))
+            _too_large(path, row, indptr, int(big[0]), flat[int(big[0])].as_py(), indices)
+        varr = rb.column(values) if values is not None else None
+        if varr is None or varr.null_count == n:
+            vals = np.ones(len(ids), np.float64)
+        else:
+            vptr, vflat = _list_column(pa, varr, path, values, "values", row)
+            vflat = vflat.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            if varr.null_count:  # null rows are all ones
+                vals = np.empty(len(ids), np.float64)
+                bad = K.expand_values(indptr, vptr, _valid(varr), vflat, vals)
             else:
-                vptr, vflat = _list_column(pa, varr, path, values, "values", row)
-                vflat = vflat.cast(pa.float64()).to_numpy(zero_copy_only=False)
-                if varr.null_count:  # null rows are all ones
-                    vals = np.empty(len(ids), np.float64)
-                    bad = K.expand_values(indptr, vptr, _valid(varr), vflat, vals)
-                else:
-                    vals = vflat
-                    bad = -1 if np.array_equal(vptr, indptr) else int(
-                        np.flatnonzero(np.diff(vptr) != np.diff(indptr))[0])
-                if bad >= 0:
-                    raise DataError(f"{path}: row {row + bad + 1}: column '{values}' has "
-                                    f"{vptr[bad + 1] - vptr[bad]} values for "
-                                    f"{indptr[bad + 1] - indptr[bad]} indices in '{indices}'")
-            err, pos, max_id, canon = K.check_sparse(indptr, ids, vals)
-            if err:
-                r = int(np.searchsorted(indptr, pos, side="right")) - 1
-                if err == K.ERR_NEGATIVE:
-                    raise DataError(f"{path}: row {row + r + 1}: column '{indices}' holds the negative "
-                                    f"feature id {ids[pos]}")
-                raise DataError(f"{path}: row {row + r + 1}: column '{values}' holds {vals[pos]}, "
-                                "not a finite number")
-            if canon:
-                ids = np.array(ids)
-                vals = np.array(vals)
-                nnz = K.canonicalize(indptr, ids, vals, n)
-                ids, vals = ids[:nnz], vals[:nnz]
-                max_id = int(ids.max()) if nnz else -1
-            w = None
-            if weight is not None:
-                w = _numbers(pa, rb.column(weight), path, weight, "weight", row, nonneg=True)
-            row += n
-            yield Batch(labels, indptr, np.ascontiguousarray(ids, np.int64),
-                        np.ascontiguousarray(vals, np.float64), int(max_id), row, row, progress(row),
-                        weights=w,
-                        ids_text=_id_text(pa, rb.column(id_column)) if id_column is not None else None)
+                vals = vflat
+                bad = -1 if np.array_equal(vptr, indptr) else int(
+                    np.flatnonzero(np.diff(vptr) != np.diff(indptr))[0])
+            if bad >= 0:
+                raise DataError(f"{path}: row {row + bad + 1}: column '{values}' has "
+                                f"{vptr[bad + 1] - vptr[bad]} values for "
+                                f"{indptr[bad + 1] - indptr[bad]} indices in '{indices}'")
+        err, pos, max_id, canon = K.check_sparse(indptr, ids, vals)
+        if not err and max_id >= K.MAX_INDEX:  # (as libsvm text: ids must be < 2**62)
+            k = int(np.flatnonzero(ids >= K.MAX_INDEX)[0])
+            _too_large(path, row, indptr, k, int(ids[k]), indices)
+        if err:
+            r = int(np.searchsorted(indptr, pos, side="right")) - 1
+            if err == K.ERR_NEGATIVE:
+                raise DataError(f"{path}: row {row + r + 1}: column '{indices}' holds the negative "
+                                f"feature id {ids[pos]}")
+            raise DataError(f"{path}: row {row + r + 1}: column '{values}' holds {vals[pos]}, "
+                            "not a finite number")
+        if canon:
+            ids = np.array(ids)
+            vals = np.array(vals)
+            nnz = K.canonicalize(indptr, ids, vals, n)
+            ids, vals = ids[:nnz], vals[:nnz]
+            max_id = int(ids.max()) if nnz else -1
+        w = None
+        if weight is not None:
+            w = _numbers(pa, rb.column(weight), path, weight, "weight", row, nonneg=True)
+        row += n
+        yield Batch(labels, indptr, np.ascontiguousarray(ids, np.int64),
+                    np.ascontiguousarray(vals, np.float64), int(max_id), row, row, progress(row),
+                    weights=w,
+                    ids_text=_id_text(pa, rb.column(id_column)) if id_column is not None else None)
+
+
+def _too_large(path, row0, indptr, k, fid, indices):
+    r = int(np.searchsorted(indptr, k, side="right")) - 1
+    raise DataError(f"{path}: row {row0 + r + 1}: column '{indices}': feature id {fid} is too large "
+                    "(ids must be < 2**62)")
 
 
 # ---------------------------------------------------------------------------------------

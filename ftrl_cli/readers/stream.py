@@ -1,5 +1,7 @@
 """Opening an input as bytes: a path or '-' (stdin), decompressed by its magic bytes
-(gzip, bzip2, xz, zstd), with resume by byte offset.
+(gzip, bzip2, xz, zstd), with resume by byte offset. Compressed streams may be concatenated
+(`cat a.gz b.gz`); bytes after the last one that are not another stream are an error, in
+every format (xz may end with zero padding, as its format allows).
 
 A FIFO (named pipe) is a stream like stdin: it is opened once only. Whoever looks at it
 first (format detection: `peek_fifo`) opens it and keeps the stream, looked-at bytes
@@ -9,6 +11,7 @@ included, for the InputStream that reads it; that one owns it and closes it.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import lzma
@@ -104,6 +107,98 @@ def _fifo_key(path):
     return st.st_dev, st.st_ino
 
 
+def _magic_known(head: bytes) -> bool:
+    """Whether head (the first bytes of an input, all of them at its end) tells whether it
+    starts with one of _MAGIC: it does, or no magic begins with it."""
+    return any(head.startswith(m) for m, _ in _MAGIC) or not any(m.startswith(head) for m, _ in _MAGIC)
+
+
+def _peek_magic(src: _Lookahead) -> bytes:
+    """The first bytes of a stream, as many as decide its magic (a pipe may hand them over one
+    at a time: a gzip stream whose first read returns one byte is still gzip)."""
+    n = 1
+    head = src.peek(n)
+    while len(head) == n and not _magic_known(head):
+        n += 1
+        head = src.peek(n)
+    return head
+
+
+class _NotClosing(io.RawIOBase):
+    """stdin's binary stream, read through _Lookahead, never closed by ftrl. read() (what
+    peeking uses) returns what has arrived; readinto() fills the buffer, as stdin's own
+    buffered reader does (fewer, larger chunks to parse)."""
+
+    def __init__(self, raw):
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def read(self, n: int = -1) -> bytes:
+        return self._raw.read1(n) if hasattr(self._raw, "read1") else self._raw.read(n)
+
+    def readinto(self, b) -> int:
+        return self._raw.readinto(b)
+
+    def close(self) -> None:
+        super().close()  # (not the stream it reads)
+
+
+class _Streams(io.RawIOBase):
+    """bzip2 or xz data decompressed: one stream, or several one after another (`cat a.bz2
+    b.bz2`, as the tools write them). Unlike bz2.BZ2File and lzma.LZMAFile, which stop
+    quietly at bytes that do not start another stream, such trailing bytes are an error here,
+    as gzip and zstd make them; xz's stream padding (zero bytes) is allowed."""
+
+    _READ = 1 << 16
+
+    def __init__(self, raw, kind: str):
+        self._raw = raw
+        self._kind = kind
+        self._d = self._new()
+        self._done = False
+
+    def _new(self):
+        return bz2.BZ2Decompressor() if self._kind == "bzip2" else lzma.LZMADecompressor()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        out = memoryview(b).cast("B")
+        while not self._done and len(out):
+            d = self._d
+            if d.eof:
+                rest = d.unused_data or self._raw.read(self._READ)
+                if self._kind == "xz":  # stream padding: zero bytes between or after streams
+                    while rest and not rest.strip(b"\0"):
+                        rest = self._raw.read(self._READ)
+                    rest = rest.lstrip(b"\0")
+                if not rest:
+                    self._done = True
+                    break
+                self._d = self._new()
+                try:
+                    data = self._d.decompress(rest, len(out))
+                except (OSError, lzma.LZMAError):
+                    raise OSError("trailing garbage after the end of the compressed stream") from None
+            elif d.needs_input:
+                block = self._raw.read(self._READ)
+                if not block:
+                    raise EOFError("compressed data ends before its end-of-stream marker")
+                data = d.decompress(block, len(out))
+            else:
+                data = d.decompress(b"", len(out))
+            if data:
+                out[: len(data)] = data
+                return len(data)
+        return 0
+
+
 def _open_fifo(path: str) -> _Lookahead:
     return _Lookahead(open_data(path).detach(), path)  # (blocks until a writer opens it)
 
@@ -149,13 +244,10 @@ class InputStream:
         self.name = display_name(path)
         self._raw = None
         self.once = read_once(path)  # (a stream: read once, never seek)
-        if path == "-":
-            self._raw = sys.stdin.buffer
-            head = self._raw.peek(8)[:8] if hasattr(self._raw, "peek") else b""
-        elif self.once:
-            self._raw = _take_fifo(path)
+        if self.once:
+            self._raw = _Lookahead(_NotClosing(sys.stdin.buffer), "<stdin>") if path == "-" else _take_fifo(path)
             try:
-                head = self._raw.peek(8)
+                head = _peek_magic(self._raw)
             except OSError as e:
                 self._raw.close()
                 raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
@@ -177,10 +269,8 @@ class InputStream:
         self.size = os.fstat(self._raw.fileno()).st_size if not self.once else 0
         if self.kind == "gzip":
             self.f = gzip.GzipFile(fileobj=self._raw, mode="rb")
-        elif self.kind == "bzip2":
-            self.f = bz2.BZ2File(self._raw, mode="rb")
-        elif self.kind == "xz":
-            self.f = lzma.LZMAFile(self._raw, mode="rb")
+        elif self.kind in ("bzip2", "xz"):
+            self.f = _Streams(self._raw, self.kind)
         elif self.kind == "zstd":
             import pyarrow as pa  # zstd without another dependency
 
@@ -221,8 +311,12 @@ class InputStream:
             left -= got
 
     def close(self):
-        if self._raw is not None and self._raw is not sys.stdin.buffer:
-            self._raw.close()
+        f = getattr(self, "f", None)
+        if f is not None and f is not self._raw:
+            with contextlib.suppress(Exception):  # (the decompressor; zstd's holds a pyarrow stream)
+                f.close()
+        if self._raw is not None:
+            self._raw.close()  # (stdin's _Lookahead leaves stdin open)
 
     def __enter__(self):
         return self

@@ -28,6 +28,9 @@ row group being decoded: whole files are never read into a table.
 from __future__ import annotations
 
 import re
+import time
+import weakref
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +55,7 @@ from .arrow import (
 )
 from .batch import Batch
 from .detect import detect_format
-from .errors import _arrow_errors, _one_line
+from .errors import _arrow_errors, _one_line, printable
 from .names import NameMap
 from .stream import InputStream, display_name, read_once
 
@@ -120,6 +123,16 @@ def _norm_interactions(interactions):
             raise ConfigError(f"interaction {it!r} needs two or more columns (a^b)")
         out.append(tuple(members))
     return out
+
+
+def _unique_columns(name, names, hint="") -> None:
+    """A table whose columns share a name is refused: which one a flag means (and which one
+    a reader returns: CSV the first, Parquet the last) cannot be told."""
+    dup = [c for c, k in Counter(names).items() if k > 1]
+    if dup:
+        where = [i + 1 for i, c in enumerate(names) if c == dup[0]]
+        raise DataError(f"{name}: the column name '{dup[0]}' is used by {len(where)} columns (numbers "
+                        f"{', '.join(map(str, where))}); give each column its own name{hint}")
 
 
 def _make_plan(pa, name, schema, *, label, categorical, numeric, ignore, interactions, numeric_as,
@@ -334,21 +347,176 @@ def _csv_options(fmt, header, columns, delimiter, types=None, include=None, bloc
     return ro, po, co
 
 
-def _open_csv(path, fmt, header, columns, delimiter, types=None, include=None):
-    """(InputStream, pyarrow CSV StreamingReader) over a possibly compressed text file."""
-    pa = _pa()
-    import pyarrow.csv as pcsv
+class _Feed:
+    """The bytes pyarrow's CSV reader reads (through pa.PythonFile), from an InputStream.
 
-    src = InputStream(path)
-    try:
+    pyarrow reads ahead in its own threads, and each block it holds, and the file object
+    itself, are Python objects it must release holding the GIL: if that happens while the
+    interpreter exits, the thread is killed inside C++ and the process aborts
+    ("terminate called without an active exception", exit 134). So the blocks are tracked
+    (`_FeedState.blocks`), and _Csv.close() stops the reads and waits until pyarrow has let go
+    of every block and of this object.
+
+    With quoting on, the reads also follow CSV quoting (kernels.csv_quote_scan, only over
+    blocks that hold a quote), to tell a quote that is never closed: pyarrow would read the
+    rest of the file into that one value."""
+
+    def __init__(self, src, state):
+        self._src = src
+        self._state = state
+        self.closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, n: int = -1):
+        st = self._state
+        if st.stopped or n == 0:
+            return b""
+        block = _Block(n if n > 0 else 1 << 20)
+        mv, got = memoryview(block), 0
+        while got < len(block):  # a whole block, as a buffered file gives (pyarrow expects it)
+            k = self._src.readinto(mv[got:])
+            if not k:
+                break
+            got += k
+        mv.release()
+        del block[got:]
+        st.blocks.add(id(block))
+        weakref.finalize(block, st.blocks.discard, id(block))
+        if st.quote is not None and got:
+            q = st.quote_state
+            if q[0] >= 2 or block.find(b'"') >= 0:
+                q[1] = -1
+                K.csv_quote_scan(np.frombuffer(block, np.uint8), st.delim, st.quote, q)
+                if q[1] >= 0:
+                    st.open_quote = st.offset + int(q[1])
+            else:
+                q[0] = 0 if block[-1] in (st.delim, 10, 13) else 1
+        st.offset += got
+        return block
+
+    def close(self) -> None:
+        self.closed = True  # (the InputStream is closed by its _Csv)
+
+
+class _Block(bytearray):
+    """A block handed to pyarrow (a bytearray that can be tracked by a weak reference)."""
+
+
+class _FeedState:
+    def __init__(self, quote: bool, delim: str):
+        self.stopped = False
+        self.blocks = set()  # ids of the blocks pyarrow still holds
+        self.quote = 34 if quote else None
+        self.delim = ord(delim)
+        self.quote_state = np.array([0, -1], np.int64)
+        self.open_quote = -1  # stream offset of the quote that opened the last quoted value
+        self.offset = 0
+
+    @property
+    def in_quotes(self) -> bool:
+        return self.quote is not None and self.quote_state[0] == 2
+
+
+class _Csv:
+    """A CSV/TSV input open for pyarrow's streaming reader: `schema`, `batches()`, and a
+    close() that leaves no pyarrow thread holding Python objects (see _Feed). Use as a
+    context manager."""
+
+    _WAIT = 5.0  # seconds close() waits for pyarrow's threads at most
+
+    def __init__(self, path, fmt, header, columns, delimiter, types=None, include=None):
+        pa = _pa()
+        import pyarrow.csv as pcsv
+
+        self.path = path
+        self.name = display_name(path)
+        self.reader = None
+        self.src = InputStream(path)
         ro, po, co = _csv_options(fmt, header, columns, delimiter, types, include)
-        with _arrow_errors(display_name(path)):
-            reader = pcsv.open_csv(pa.PythonFile(src.f, mode="r"), read_options=ro,
-                                   parse_options=po, convert_options=co)
-    except BaseException:
-        src.close()
-        raise
-    return src, reader
+        self.state = _FeedState(po.quote_char is not False, po.delimiter)
+        feed = _Feed(self.src, self.state)
+        self._feed = weakref.ref(feed)
+        try:
+            with _arrow_errors(self.name):
+                self.reader = pcsv.open_csv(pa.PythonFile(feed, mode="r"), read_options=ro,
+                                            parse_options=po, convert_options=co)
+        except BaseException:
+            del feed
+            self.close()
+            raise
+
+    @property
+    def schema(self):
+        return self.reader.schema
+
+    def raw_pos(self) -> int:
+        return self.src.raw_pos()
+
+    def batches(self):
+        """The reader's record batches; at the end, an unterminated quote is an error."""
+        while True:
+            try:
+                rb = self._next()
+            except StopIteration:
+                break
+            yield rb
+        if self.state.in_quotes:
+            raise DataError(self._unterminated())
+
+    def _next(self):
+        try:
+            return self.reader.read_next_batch()
+        except _pa().ArrowInvalid as e:
+            if "out of sync with chunker" in str(e) or "straddl" in str(e):
+                raise DataError(f"{printable(self.name)}: a quoted value holds a line break across ftrl's "
+                                "1 MB read blocks, or a quote (\") is not closed") from None
+            raise
+
+    def _unterminated(self) -> str:
+        at = self.state.open_quote
+        where = f"byte {at + 1}"
+        if not self.src.once:  # name the line and column: count the lines before the quote
+            try:
+                with InputStream(self.path) as f:
+                    lines, last_nl, pos = 0, -1, 0
+                    buf = bytearray(1 << 20)
+                    while pos < at:
+                        got = f.readinto(memoryview(buf)[: min(len(buf), at - pos)])
+                        if not got:
+                            break
+                        chunk = memoryview(buf)[:got]
+                        k = bytes(chunk).count(b"\n")
+                        if k:
+                            lines += k
+                            last_nl = pos + bytes(chunk).rfind(b"\n")
+                        pos += got
+                where = f"{lines + 1}:{at - last_nl}"
+            except DataError:
+                pass
+        sep = ":" if where[0].isdigit() else ": at "
+        return printable(f"{self.name}{sep}{where}: this quote (\") is never closed, so the rest of "
+                         "the file would be read as one value; close it, or remove it")
+
+    def close(self) -> None:
+        """Stop pyarrow's reads, wait until it has let go of every block and of the feed,
+        then close the input."""
+        self.state.stopped = True  # (reads now return end-of-file at once)
+        self.reader = None
+        deadline = time.monotonic() + self._WAIT
+        while (self._feed() is not None or self.state.blocks) and time.monotonic() < deadline:
+            time.sleep(0.001)  # (releases the GIL, which pyarrow's threads need to let go)
+        self.src.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", categorical=None,
@@ -388,40 +556,42 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
         if columns:
             raise ConfigError("columns names a CSV/TSV file's columns; a Parquet file has its own")
         pf = _open_parquet(path)
-        plan = _make_plan(pa, name, pf.schema_arrow, **opts)
-        progress = _parquet_progress(path, pf)
         row = start_row
-        with _arrow_errors(name):
-            for rb in _parquet_batches(pf, plan.read, batch_rows, start_row, shuffle_seed):
-                end = row + rb.num_rows
-                yield _wide_batch(pa, rb, plan, mask, names, name, row, progress(end), end)
-                row = end
+        try:
+            with _arrow_errors(name):
+                _unique_columns(name, pf.schema_arrow.names)
+                plan = _make_plan(pa, name, pf.schema_arrow, **opts)
+                progress = _parquet_progress(path, pf)
+                for rb in _parquet_batches(pf, plan.read, batch_rows, start_row, shuffle_seed):
+                    end = row + rb.num_rows
+                    yield _wide_batch(pa, rb, plan, mask, names, name, row, progress(end), end)
+                    row = end
+        finally:
+            pf.close()
         return
     if fmt not in ("csv", "tsv"):
         raise DataError(f"{name}: is {fmt}, not a table (Parquet, CSV or TSV)")
-    # pass 1: names and inferred types from the first block
-    src, reader = _open_csv(path, fmt, header, columns, delimiter)
-    schema = reader.schema
-    plan = _make_plan(pa, name, schema, **opts)
-    if read_once(path):  # stdin or a FIFO cannot be read twice: keep the inferred types
-        it = reader
-    else:
-        src.close()
-        types = {plan.label: pa.float64()}
-        if plan.weight is not None:
-            types[plan.weight] = pa.float64()
-        if plan.id_column is not None:
-            types[plan.id_column] = pa.string()
-        for c, col in plan.members.items():
-            types[c] = pa.float64() if col.numeric else pa.string()
-        src, reader = _open_csv(path, fmt, header, columns, delimiter, types, plan.read)
-        it = reader
-    row = start_row
-    try:
-        with _arrow_errors(name):
-            for rb in _rechunk(it, batch_rows, skip=start_row):
+    with _arrow_errors(name):
+        # pass 1: names and inferred types from the first block
+        csv = _Csv(path, fmt, header, columns, delimiter)
+        try:
+            _unique_columns(name, csv.schema.names, "" if columns else
+                            " (or replace the header: --columns a,b,... names the columns)")
+            plan = _make_plan(pa, name, csv.schema, **opts)
+            if not read_once(path):  # (stdin or a FIFO cannot be read twice: keep the inferred types)
+                csv.close()
+                types = {plan.label: pa.float64()}
+                if plan.weight is not None:
+                    types[plan.weight] = pa.float64()
+                if plan.id_column is not None:
+                    types[plan.id_column] = pa.string()
+                for c, col in plan.members.items():
+                    types[c] = pa.float64() if col.numeric else pa.string()
+                csv = _Csv(path, fmt, header, columns, delimiter, types, plan.read)
+            row = start_row
+            for rb in _rechunk(csv.batches(), batch_rows, skip=start_row):
                 end = row + rb.num_rows
-                yield _wide_batch(pa, rb, plan, mask, names, name, row, src.raw_pos(), end)
+                yield _wide_batch(pa, rb, plan, mask, names, name, row, csv.raw_pos(), end)
                 row = end
-    finally:
-        src.close()
+        finally:
+            csv.close()
