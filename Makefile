@@ -44,6 +44,7 @@ test-nojit: $(STAMP)
 # A longer fuzzing run of the readers than the test suite's budget.
 fuzz: $(STAMP)
 	FTRL_FUZZ_EXAMPLES=20000 $(BIN)/python -m pytest -q tests/test_reader_fuzz.py
+	FTRL_FUZZ_EXAMPLES=300 $(BIN)/python -m pytest -q tests/test_modeldir_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check ftrl_cli tests bench

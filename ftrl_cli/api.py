@@ -56,7 +56,10 @@ def resolve_config(model_dir, *, config_file=None, overrides=None, resume=False,
     if external:
         kind, path = external
         mapper = {"keras": from_keras, "mxnet": from_mxnet, "novograd": from_novograd}[kind]
-        overrides = {**mapper(read_json(path), source=str(path)), **overrides}
+        extra = {"floatx": overrides.get("keras_floatx", "float32")} if kind == "keras" else {}
+        overrides = {**mapper(read_json(path), source=str(path), **extra), **overrides}
+    if overrides.get("keras_floatx") and not (external and external[0] == "keras"):
+        raise ConfigError("--keras-floatx is the floatx of a --keras-optimizer config: give both")
     base = _resume_config(model_dir) if resume else None
     if base is not None:
         changed = [k for k in Config.STRUCTURAL if k in overrides and overrides[k] != getattr(base, k)]

@@ -64,7 +64,7 @@ def _where(path: str):
 
 
 @contextlib.contextmanager
-def atomic_writer(path, mode="wb"):
+def atomic_writer(path, mode="wb", *, follow_links: bool = True):
     """Write to a temp file beside `path`; fsync and rename it over `path` on success.
     The file gets the permissions a plain open() would give: the replaced file's, or
     0666 less the umask (mkstemp alone would leave it 0600).
@@ -73,16 +73,23 @@ def atomic_writer(path, mode="wb"):
     A path that exists and is not a regular file (character or block device, FIFO,
     socket) is opened for writing and written straight through, without a temp file; so is
     an already open file named through /proc/PID/fd (/dev/stdout, /dev/fd/N), which is
-    appended to, as the shell's `>>` would."""
-    how, target = _where(os.fspath(path))
-    if how == "through":
-        with _straight_through(os.fspath(path), target, mode) as f:
-            yield f
-        return
-    path = target
+    appended to, as the shell's `>>` would.
+
+    follow_links=False (the files of a model directory, which are ftrl's own): whatever is
+    at `path` (a link, a FIFO, a device) is itself replaced by the new regular file; nothing
+    is followed or written through."""
+    if follow_links:
+        how, target = _where(os.fspath(path))
+        if how == "through":
+            with _straight_through(os.fspath(path), target, mode) as f:
+                yield f
+            return
+        path = target
+    path = os.fspath(path)
     d = os.path.dirname(path) or "."
     try:
-        perm = os.stat(path).st_mode & 0o7777
+        st = os.stat(path) if follow_links else os.lstat(path)
+        perm = st.st_mode & 0o7777 if stat.S_ISREG(st.st_mode) else 0o666 & ~_UMASK
     except OSError:
         perm = 0o666 & ~_UMASK
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=d)

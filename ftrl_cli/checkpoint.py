@@ -28,6 +28,8 @@ import re
 import stat
 import sys
 import time
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -60,11 +62,43 @@ def _write_error(path, e: OSError) -> Exception:
 
 
 def write_bytes(path, data: bytes) -> None:
+    """Write one of the model directory's own files: atomically, and whatever stands at its
+    name (a symlink, a FIFO) is replaced, never followed or written through."""
     try:
-        with atomic_writer(path) as f:
+        with atomic_writer(path, follow_links=False) as f:
             f.write(data)
     except OSError as e:
         raise _write_error(path, e) from None
+
+
+MAX_OWN_BYTES = 1 << 24  # manifest.json and config.json: a few kB in practice
+
+
+def read_own(model_dir, name, limit: int | None = MAX_OWN_BYTES) -> bytes | None:
+    """The bytes of one of ftrl's own files in model_dir, None when there is none. Only a
+    regular file is read: a symlink is not followed (O_NOFOLLOW: a link could lead outside
+    the directory, or to /dev/zero), a FIFO or device is refused without waiting on it
+    (O_NONBLOCK), and at most `limit` bytes are read."""
+    path = os.path.join(model_dir, name)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ModelError(f"{path}: is a symbolic link; ftrl reads only its own regular files in a "
+                             "model directory (remove the link)") from None
+        raise ModelError(f"{path}: cannot read ({e.strerror or e})") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ModelError(f"{path}: not a regular file (ftrl wrote a file there); remove it")
+        try:
+            data = f.read() if limit is None else f.read(limit + 1)
+        except OSError as e:
+            raise ModelError(f"{path}: cannot read ({e.strerror or e})") from None
+    if limit is not None and len(data) > limit:
+        raise ModelError(f"{path}: larger than {limit:,} bytes; not a file ftrl wrote")
+    return data
 
 
 # ---------------------------------------------------------------------------------------
@@ -79,16 +113,12 @@ def read_manifest(model_dir) -> dict:
     """The manifest, checked: its shape, and that every file it names is one of ftrl's own
     names inside the directory (never a path). A missing manifest is an empty one."""
     path = os.path.join(model_dir, MANIFEST)
-    try:
-        with open(path, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ModelError(f"{path}: not a regular file")
-            m = json.loads(f.read(1 << 24).decode("utf-8"))
-    except FileNotFoundError:
+    raw = read_own(model_dir, MANIFEST)
+    if raw is None:
         return _empty_manifest()
-    except ModelError:
-        raise
-    except (OSError, ValueError, RecursionError) as e:
+    try:
+        m = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as e:
         raise ModelError(f"{path}: unreadable manifest ({str(e)[:200]})") from None
     if not isinstance(m, dict) or m.get("format") != MODEL_FORMAT:
         raise ModelError(f"{path}: not an ftrl model manifest")
@@ -181,9 +211,8 @@ def check_ours(model_dir, force: bool = False) -> None:
     foreign = sorted(n for n in names if not (n in _OWN_FILES or _CKPT.fullmatch(n) or _TMP.fullmatch(n)))
     if CONFIG in names and not foreign:
         try:
-            with open(os.path.join(model_dir, CONFIG), "rb") as f:
-                kind = json.loads(f.read(1 << 20)).get("kind")
-        except (OSError, ValueError, AttributeError, RecursionError):
+            kind = json.loads(read_own(model_dir, CONFIG)).get("kind")
+        except (ModelError, ValueError, TypeError, AttributeError, RecursionError):
             kind = None
         if kind != "ftrl-config":
             foreign = [CONFIG]
@@ -191,13 +220,16 @@ def check_ours(model_dir, force: bool = False) -> None:
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         raise ModelError(f"{model_dir}: not an ftrl model directory (it holds {shown}, which ftrl did not "
                          "write); give -m a new or empty directory")
+    orphans = sorted(n for n in names if _CKPT.fullmatch(n))
+    if orphans and not force:  # (ftrl writes the manifest before any checkpoint)
+        raise ModelError(f"{model_dir}: holds checkpoints ({orphans[-1]}, ...) but no {MANIFEST}, which says "
+                         "which are complete; restore it, or give --force to start a new model there")
 
 
 def _says_ftrl(model_dir) -> bool:
     try:
-        with open(os.path.join(model_dir, MANIFEST), "rb") as f:
-            return f'"{MODEL_FORMAT}"'.encode() in f.read(1 << 16)
-    except OSError:
+        return f'"{MODEL_FORMAT}"'.encode() in (read_own(model_dir, MANIFEST) or b"")[: 1 << 16]
+    except ModelError:
         return False
 
 
@@ -225,11 +257,15 @@ class DirLock:
     def __enter__(self):
         import fcntl
 
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # (never through a link; a FIFO is opened without waiting, then refused)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
         except OSError as e:
+            why = "is a symbolic link" if e.errno == errno.ELOOP else (e.strerror or str(e))
             raise ModelError(f"{os.path.dirname(self.path)}: cannot write the model directory "
-                             f"({e.strerror or e}); use another -m directory") from None
+                             f"({LOCK} {why}); remove it or use another -m directory") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ModelError(f"{self.path}: not a regular file (ftrl's lock file); remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -283,18 +319,24 @@ def read_config(model_dir) -> Config:
     m = read_manifest(model_dir) if os.path.isdir(model_dir) else None
     if m and m["checkpoints"]:
         path = _entry_path(model_dir, m["checkpoints"][-1])
-        with contextlib.suppress(OSError, ValueError, KeyError, EOFError, ModelError):
+        with contextlib.suppress(ModelError, *_NPZ_ERRORS):
             with _open_npz(path) as z:
                 if "config" in z.files:
                     return _config_from_bytes(z["config"], path)
     path = os.path.join(model_dir, CONFIG)
-    if not os.path.exists(path):
+    raw = read_own(model_dir, CONFIG)
+    if raw is None:
         raise ModelError(f"{model_dir}: not a model directory (no {CONFIG}); train one with "
                          f"`ftrl train DATA -m {model_dir}`")
     try:
-        return Config.from_json_file(path)
+        return Config.from_json_bytes(raw, path)
     except ConfigError as e:
         raise ModelError(str(e)) from None
+
+
+# what reading a damaged .npz can raise (zipfile's BadZipFile for a bad CRC or directory,
+# zlib.error for a bad deflate stream)
+_NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, RecursionError, zipfile.BadZipFile, zlib.error)
 
 
 def _open_npz(path):
@@ -444,7 +486,7 @@ def _write_state(path, state: State, meta: dict, config: Config | None = None):
     meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
     w = None
     try:
-        with atomic_writer(path) as f:
+        with atomic_writer(path, follow_links=False) as f:
             w = _HashingWriter(f)
             np.savez(w, st=state.table, bst=state.bias, ls=state.layer,
                      alias=state.aliases, iterations=np.array([state.iterations], np.int64), meta=meta_bytes,
@@ -513,7 +555,7 @@ def _load_entry(model_dir, entry, config: Config | None):
             arrays = {k: z[k] for k in ("st", "bst", "ls", "alias", "iterations", "meta")}
             stored = z["config"] if "config" in z.files else None
         meta = json.loads(arrays["meta"].tobytes().decode())
-    except (KeyError, ValueError, OSError, EOFError, RecursionError) as e:
+    except _NPZ_ERRORS as e:
         raise ModelError(f"{path}: not a valid checkpoint ({str(e)[:200]})") from None
     if stored is not None:
         config = _config_from_bytes(stored, path)
@@ -526,6 +568,7 @@ def _load_entry(model_dir, entry, config: Config | None):
     if (st.ndim != 2 or st.shape[1] != k or st.dtype != dt or size < 1 or size & (size - 1)
             or size > (1 << config.bits) or bst.shape != (k,) or bst.dtype != dt
             or ls.shape != (4,) or ls.dtype != np.float64 or arrays["iterations"].shape != (1,)
+            or arrays["iterations"].dtype != np.int64 or arrays["iterations"][0] < 0
             or alias.ndim != 2 or alias.shape[1] != 2 or alias.dtype != np.int64):
         raise ModelError(f"{path}: state arrays do not match its settings "
                          f"(table {st.shape} {st.dtype}, expected (2**k <= 2**{config.bits}, {k}) {dt})")
@@ -578,7 +621,7 @@ def load(model_dir, config: Config | None = None, *, resume: bool = False, fallb
 def _training_log(meta, path) -> TrainingLog:
     try:
         return TrainingLog.from_json(meta)
-    except (TypeError, AttributeError) as e:
+    except (TypeError, AttributeError, ValueError, ModelError) as e:
         raise ModelError(f"{path}: not a valid checkpoint (its training record: {e})") from None
 
 
@@ -591,14 +634,10 @@ def load_names(model_dir):
     from .readers import NameMap
 
     path = os.path.join(model_dir, NAMES)
-    if not os.path.exists(path):
+    raw = read_own(model_dir, NAMES, limit=None)
+    if raw is None:
         return None
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise ValueError("not a regular file")
-        return NameMap.load(path)
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise ModelError(f"{path}: unreadable feature names ({str(e)[:200]})") from None
+    return NameMap.from_bytes(raw, path)
 
 
 def names_for(model_dir, wide: bool, resume: bool = True):
@@ -614,10 +653,7 @@ def names_for(model_dir, wide: bool, resume: bool = True):
 
 def save_names(model_dir, names) -> None:
     if names is not None:
-        try:
-            names.save(os.path.join(model_dir, NAMES))
-        except OSError as e:
-            raise ModelError(f"{model_dir}: cannot write {NAMES} ({e.strerror or e})") from None
+        write_bytes(os.path.join(model_dir, NAMES), names.to_bytes())
 
 
 class ModelDir:

@@ -363,6 +363,9 @@ def _pair(ctx, param, value):
               help="Read settings from a config.json (e.g. another model's); flags override it.")
 @click.option("--keras-optimizer", type=click.Path(dir_okay=False), default=None,
               help="A keras.optimizers.Ftrl get_config() JSON: train with Keras's exact semantics.")
+@click.option("--keras-floatx", type=click.Choice(["float32", "float64"]), default=None,
+              help="keras.config.floatx() of that Keras run: its initial accumulator is rounded to it.  "
+                   "[default: float32]")
 @click.option("--mxnet-optimizer", type=click.Path(dir_okay=False), default=None,
               help="MXNet Ftrl arguments as JSON (learning_rate, lamda1, beta, wd, rescale_grad, clip_gradient).")
 @click.option("--novograd-optimizer", type=click.Path(dir_okay=False), default=None,
@@ -455,13 +458,15 @@ def sparkline(values) -> str:
 def _summary_text(s) -> str:
     if s.get("up_to_date"):
         return f"{s['model_dir']} is already trained on these inputs: nothing to do"
+    curve = sparkline([p["train_logloss"] for p in s["curve"]])
     lines = [f"trained on {s['examples']:,} examples in {s['passes']} pass(es), {s['seconds']:.2f}s "
-             f"({(s['rows_per_second'] or 0):,.0f} rows/s); model in {s['model_dir']}",
+             f"({(s['rows_per_second'] or 0):,.0f} rows/s)",
+             f"  model in {s['model_dir']}",
              f"  progressive logloss {_fmt(s['progressive_logloss'])} "
              f"(best constant {_fmt(s['best_constant_logloss'])})"
-             + (f", last pass {_fmt(s['last_pass_logloss'])}" if s["passes"] > 1 else "")
-             + (f"  {sparkline([p['train_logloss'] for p in s['curve']])}"
-                if sparkline([p["train_logloss"] for p in s["curve"]]) else "")]
+             + (f", last pass {_fmt(s['last_pass_logloss'])}" if s["passes"] > 1 else "")]
+    if curve:
+        lines.append(f"  loss curve {curve}")
     if s["validation"]:
         v = s["validation"]
         lines.append(f"  validation logloss {_fmt(v['logloss'])}, auc {_fmt(v['auc'])} ({v['rows']:,} rows)")

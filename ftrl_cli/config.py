@@ -21,6 +21,7 @@ META_KEYS = ("kind", "format_version", "package_version")
 MAX_JSON_DEPTH = 32  # a settings file nests 5 levels at most (a wrapped Keras schedule)
 MAX_BATCH_SIZE = 2**30  # rows per optimizer step; the trainer holds a batch in memory
 MAX_INT = 2**63 - 1  # integer settings are int64 in the kernels and in NumPy
+MAX_SETTINGS_BYTES = 16 << 20  # a settings file is a few kB; /dev/zero is not one
 
 
 def parse_json(text: str, source) -> object:
@@ -47,14 +48,21 @@ def read_json_file(path, what: str = "settings") -> object:
     a missing or unreadable file, bytes that are not UTF-8 text and bad JSON are one-line
     ConfigErrors naming the file."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        with open(path, "rb") as f:  # (a pipe is fine: `--config <(...)`)
+            raw = f.read(MAX_SETTINGS_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such {what} file") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory, not a {what} file") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read {what} ({e.strerror or e})") from None
+    return parse_json_bytes(raw, path, what)
+
+
+def parse_json_bytes(raw: bytes, path, what: str = "settings") -> object:
+    """parse_json of a file's bytes: too long or not UTF-8 is a ConfigError naming it."""
+    if len(raw) > MAX_SETTINGS_BYTES:
+        raise ConfigError(f"{path}: longer than {MAX_SETTINGS_BYTES >> 20} MB; not a {what} file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -106,6 +114,7 @@ class Config:
     update: str = "lazy"  # lazy: coordinates present in the batch; dense: all (Keras)
     learning_rate_schedule: dict | None = None  # a Keras schedule; replaces alpha
     lr_float32: bool = False  # use float32(alpha) as Keras does (its lr is a float32 variable)
+    keras_floatx: str | None = None  # the Keras floatx a --keras-optimizer config was read under
     weight_decay: float = 0.0  # Keras: w -= lr*wd*w before each step; NovoGrad: its own wd
     clipnorm: float | None = None  # per tensor (weights, bias), Keras clip_by_norm
     global_clipnorm: float | None = None  # over weights and bias together
@@ -223,7 +232,12 @@ class Config:
     @classmethod
     def from_json_file(cls, path) -> Config:
         """The settings in a config.json; every error names the file."""
-        d = read_json_file(path, "config")
+        return cls.from_json_bytes(None, path)
+
+    @classmethod
+    def from_json_bytes(cls, raw: bytes | None, path) -> Config:
+        """from_json_file of bytes already read (None: read the file)."""
+        d = read_json_file(path, "config") if raw is None else parse_json_bytes(raw, path, "config")
         try:
             return cls.from_dict(d, source=str(path))
         except ConfigError as e:
@@ -258,11 +272,26 @@ def coerce(kwargs: dict, source: str) -> dict:
         elif t == "dict | None" and isinstance(v, dict):
             out[f.name] = v
         elif t == "list | None" and isinstance(v, list):
-            out[f.name] = [_float(x, f.name, source) if isinstance(x, (int, float)) and not isinstance(x, bool)
-                           else x for x in v]
+            out[f.name] = [_list_item(x, f.name, source) for x in v]
         else:
             raise ConfigError(f"{source}: {f.name} must be {t}, got {v!r}")
     return out
+
+
+# what the elements of a list setting are (the rest: column names, strings)
+_LIST_ITEMS = {"class_weight": "number", "interactions": "list of column names"}
+
+
+def _list_item(x, name, source):
+    """One element of a list setting, checked (numbers become floats)."""
+    kind = _LIST_ITEMS.get(name, "column name")
+    if kind == "number" and isinstance(x, (int, float)) and not isinstance(x, bool):
+        return _float(x, name, source)
+    if kind == "column name" and isinstance(x, str):
+        return x
+    if kind == "list of column names" and isinstance(x, list) and all(isinstance(c, str) for c in x):
+        return x
+    raise ConfigError(f"{source}: every element of {name} must be a {kind}, got {_show(x)}")
 
 
 def _float(v, name, source) -> float:
@@ -334,6 +363,8 @@ def validate(c: Config) -> None:
          f"format must be auto, libsvm, parquet, csv or tsv, got {c.format!r}")
     need(c.numeric_as in ("value", "categorical", "bin", "logsq"),
          f"numeric_as must be value, categorical, bin or logsq, got {c.numeric_as!r}")
+    need(c.keras_floatx in (None, "float32", "float64"),
+         f"keras_floatx must be float32 or float64, got {c.keras_floatx!r}")
     need(c.metric in ("logloss", "auc"), f"metric must be logloss or auc, got {c.metric!r}")
     need(c.validation_every >= 0 and c.holdout_every >= 0 and c.early_stop >= 0,
          "validation_every, holdout_every and early_stop must be >= 0")

@@ -6,9 +6,12 @@
   clip -> weight decay -> update -> EMA. A float learning rate is used as written, in the
   model's dtype: Keras keeps it in a Variable of the floatx in force when the optimizer was
   built, and get_config() already shows that rounding (0.0010000000474974513 for float32).
-  `initial_accumulator_value` and `weight_decay` are rounded to float32, as Keras does even
-  for float64 variables (its Constant initializer and tf.cast of a Python float go through a
-  float32 tensor: 0.1 -> 0.10000000149011612). A clip value of 0 means off, as in Keras.
+  `initial_accumulator_value` is rounded to the Keras floatx the config was used under
+  (`--keras-floatx`, default float32: Keras's Constant initializer makes it a tensor of the
+  accumulator's dtype, so 0.1 -> 0.10000000149011612 under float32 and stays 0.1 under
+  float64); the floatx is recorded as `keras_floatx`. `weight_decay` is rounded to float32
+  whatever the floatx (TensorFlow's tf.cast of a Python float goes through a float32
+  tensor). A clip value of 0 means off, as in Keras.
 - MXNet `mx.optimizer.Ftrl` arguments: lazy (row_sparse) updates, `wd` is the paper's l2
   (applied to the bias too, as Gluon's Trainer and the raw `ftrl_update` op do), `rescale_grad`
   multiplies the batch-mean gradient, `clip_gradient` clamps it. Every number is rounded to
@@ -89,8 +92,9 @@ KERAS_KEYS = ("name", "learning_rate", "learning_rate_power", "initial_accumulat
               "jit_compile", "is_legacy_optimizer", "decay")
 
 
-def from_keras(d: dict, source: str = "keras optimizer") -> dict:
-    """Settings (a dict of Config fields) equivalent to a Keras Ftrl config."""
+def from_keras(d: dict, source: str = "keras optimizer", floatx: str = "float32") -> dict:
+    """Settings (a dict of Config fields) equivalent to a Keras Ftrl config used under
+    keras.config.floatx() == floatx."""
     d = _unwrap(d, ("Ftrl", "keras.optimizers.Ftrl", "Addons>Ftrl"), source)
     _refuse_unknown(d, KERAS_KEYS, source)
     if d.get("decay"):
@@ -109,7 +113,8 @@ def from_keras(d: dict, source: str = "keras optimizer") -> dict:
     lr = d.get("learning_rate", 0.001)
     out = {"optimizer": "ftrl", "update": "dense", "lr_float32": False,
            "lr_power": checked("learning_rate_power", -0.5, sign="<=0"),
-           "initial_accumulator": _f32(checked("initial_accumulator_value", 0.1)),
+           "initial_accumulator": (_f32 if floatx == "float32" else float)(
+               checked("initial_accumulator_value", 0.1)), "keras_floatx": floatx,
            "l1": checked("l1_regularization_strength", 0.0),
            "l2": 2.0 * checked("l2_regularization_strength", 0.0),
            "l2_shrinkage": checked("l2_shrinkage_regularization_strength", 0.0),

@@ -238,6 +238,8 @@ class Model:
         """
         c = self.config
         self.prepare(ids, max_id)
+        if max_id >= self.cap:
+            indptr, ids, values = self.by_slot(indptr, ids, values)
         if c.online:
             return K.ftrl_online(indptr, ids, values, y, weights, self.st, self.bst, self.cap,
                                  *hyperparameters(c), margins, loss0)
@@ -253,6 +255,17 @@ class Model:
                                         gbuf, mark, touched, margins, loss0)
         self.iterations += taken
         return loss
+
+    def by_slot(self, indptr, ids, values):
+        """The rows as vectors over table slots (kernels.sum_by_slot): ids hashed into a
+        slot that another id of the row also uses are one coordinate, their values summed,
+        as a wide table's hashed columns are. Only needed when some id is >= cap (hashed):
+        smaller ids keep their own slots, and the reader already sums a repeated id."""
+        out_indptr = np.empty_like(indptr)
+        out_ids = np.empty_like(ids)
+        out_values = np.empty(len(ids), np.float64)
+        nnz = K.sum_by_slot(indptr, ids, values, self.cap, out_indptr, out_ids, out_values)
+        return out_indptr, out_ids[:nnz], out_values[:nnz]
 
     def finalize(self) -> None:
         """End of training: with an EMA, the averaged weights become the model (as Keras's
@@ -288,6 +301,8 @@ class Model:
         c = self.config
         bias_w = self.bias_weight() if bias_w is None else bias_w
         out = np.empty(len(indptr) - 1, np.float64)
+        if len(ids) and ids.max() >= self.cap:
+            indptr, ids, values = self.by_slot(indptr, ids, values)
         K.margins_state(indptr, ids, values, self.st, self.cap, *hyperparameters(c), bias_w, out)
         return out
 

@@ -47,10 +47,38 @@ def _kwargs(cls, d: dict, nested: dict | None = None) -> dict:
     if unknown:
         raise ModelError(f"checkpoint record {cls.__name__}: unknown key(s) {', '.join(unknown)}")
     out = {}
+    types = {f.name: f.type for f in dataclasses.fields(cls)}
     for key, value in d.items():
         conv = (nested or {}).get(key)
+        if conv is None:
+            _check_value(cls, key, value, types[names[key]])
+        elif not isinstance(value, list if types[names[key]] == "list" else (dict, type(None))):
+            raise ModelError(f"checkpoint record {cls.__name__}.{key}: expected "
+                             f"{types[names[key]]}, got {type(value).__name__}")
         out[names[key]] = conv(value) if conv is not None and value is not None else value
     return out
+
+
+_MAX_COUNT = 2**63 - 1  # counts and offsets are int64 in the engine and its kernels
+
+
+def _check_value(cls, key, value, t: str) -> None:
+    """A record's plain value has its field's type: counts are ints in [0, 2**63), numbers
+    are finite or null where allowed; a damaged record fails here, not deep in the engine."""
+    if value is None and t.endswith("| None"):
+        return
+    base = t.split(" |")[0]
+    ok = {
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _MAX_COUNT,
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "bool": lambda v: isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "dict": lambda v: isinstance(v, dict),
+        "list": lambda v: isinstance(v, list),
+    }[base](value)
+    if not ok:
+        want = f"{t} (>= 0, < 2**63)" if base == "int" else t
+        raise ModelError(f"checkpoint record {cls.__name__}.{key}: expected {want}, got {str(value)[:40]!r}")
 
 
 class Record:
@@ -133,7 +161,11 @@ class RunProgress(Record):
 
     @classmethod
     def from_json(cls, d: dict) -> RunProgress:
-        return cls(**_kwargs(cls, d, {"inputs": lambda xs: [InputId.from_json(x) for x in xs]}))
+        r = cls(**_kwargs(cls, d, {"inputs": lambda xs: [InputId.from_json(x) for x in xs]}))
+        if r.inputs and not (r.file <= len(r.inputs) and r.pass_ <= r.passes):
+            raise ModelError(f"checkpoint record RunProgress: file {r.file} of {len(r.inputs)} inputs, "
+                             f"pass {r.pass_} of {r.passes}: not a position in the run")
+        return r
 
     def end_pass(self) -> None:
         self.examples, self.loss_sum, self.weight_sum, self.pos_sum = 0, 0.0, 0.0, 0.0

@@ -312,14 +312,16 @@ class KerasFtrl:
     ``finalize()`` is ``finalize_variable_values`` (end of fit): w = avg if use_ema.
     """
 
-    def __init__(self, config, shapes, dtype, lr_dtype=None, initial_values=None):
+    def __init__(self, config, shapes, dtype, lr_dtype=None, initial_values=None, iav_float32=True):
         self.cfg = dict(config)
         self.dtype = np.dtype(dtype)
         self.lr_dtype = np.dtype(lr_dtype or dtype)
         T = self.dtype.type
-        # Constant(iav) initializer: ops.cast(python float, dtype) goes through a float32 tensor,
-        # so a float64 accumulator starts at float32(iav) (0.10000000149011612 for 0.1).
-        iav = T(np.float32(self.cfg.get("initial_accumulator_value", 0.1)))
+        # Constant(iav) initializer: ops.cast(python float, dtype) goes through a float32 tensor
+        # on the TensorFlow backend, so a float64 accumulator starts at float32(iav)
+        # (0.10000000149011612 for 0.1); iav_float32=False: a backend that builds it in dtype.
+        iav = self.cfg.get("initial_accumulator_value", 0.1)
+        iav = T(np.float32(iav)) if iav_float32 else T(iav)
         if initial_values is None:
             self.vars = [np.zeros(s, dtype=T) for s in shapes]
         else:
@@ -386,7 +388,7 @@ class KerasFtrl:
 
 
 def keras_logreg_fit(X, y, batch_size, epochs, optimizer_config, dtype, sample_weight=None,
-                     lr_dtype=None, return_optimizer=False):
+                     lr_dtype=None, return_optimizer=False, iav_float32=True):
     """``model.fit(X, y, batch_size, epochs, shuffle=False)`` for
     ``Sequential([Input((d,)), Dense(1, activation="sigmoid", kernel_initializer="zeros")])``
     compiled with ``Ftrl.from_config(optimizer_config)`` and ``BinaryCrossentropy()`` (TF
@@ -396,7 +398,7 @@ def keras_logreg_fit(X, y, batch_size, epochs, optimizer_config, dtype, sample_w
     n, d = X.shape
     y = np.asarray(y, dtype=T)
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=T)
-    opt = KerasFtrl(optimizer_config, [(d,), (1,)], dtype, lr_dtype=lr_dtype)
+    opt = KerasFtrl(optimizer_config, [(d,), (1,)], dtype, lr_dtype=lr_dtype, iav_float32=iav_float32)
     scale = optimizer_config.get("loss_scale_factor")
     for _ in range(epochs):
         for s, e in _batches(n, batch_size):

@@ -550,3 +550,32 @@ def test_start_without_scipy_loads_numba_but_not_scipy():
     r = subprocess.run([sys.executable, "-c", START_SCRIPT], capture_output=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr.decode()[-800:]
     assert r.stdout.decode().strip() == "3"
+
+
+@pytest.mark.parametrize("fn", ["jit", "py_func"])
+def test_sum_by_slot_is_a_row_as_a_vector_over_slots(fn):
+    """Colliding ids (hashed into one slot, or onto a small id's slot) become one entry with
+    their values summed in the order they come; the first place of each slot is kept."""
+    kernel = K.sum_by_slot if fn == "jit" else py_func(K.sum_by_slot)
+    rng = random.Random(7)
+    for cap in (2, 8, 64):
+        pool = list(range(cap)) + [rng.randrange(cap, 1 << 62) for _ in range(3 * cap)]
+        rows = [[(rng.choice(pool), rng.gauss(0, 1)) for _ in range(rng.randint(0, 40))] for _ in range(60)]
+        indptr = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
+        ids = np.array([i for r in rows for i, _ in r], np.int64)
+        values = np.array([v for r in rows for _, v in r], np.float64)
+        oi, oids, ovals = np.empty_like(indptr), np.empty_like(ids), np.empty_like(values)
+        nnz = kernel(indptr, ids, values, cap, oi, oids, ovals)
+        want_indptr, want_ids, want_vals = [0], [], []
+        for r in rows:
+            acc = {}  # (dicts keep insertion order: the first place of each slot)
+            for i, v in r:
+                s = py_slot(i, cap)
+                acc[s] = acc[s] + v if s in acc else v
+            want_ids += list(acc)
+            want_vals += list(acc.values())
+            want_indptr.append(len(want_ids))
+        assert nnz == len(want_ids)
+        assert oi.tolist() == want_indptr
+        assert oids[:nnz].tolist() == want_ids
+        assert ovals[:nnz].tolist() == want_vals  # the same additions in the same order: exact

@@ -112,3 +112,41 @@ def test_dense_equals_lazy_without_shrinkage_and_differs_with_it():
     ds = _fit(l1=0.0, l2=0.3, batch_size=32, update="dense", l2_shrinkage=0.01)
     ls = _fit(l1=0.0, l2=0.3, batch_size=32, update="lazy", l2_shrinkage=0.01)
     assert not np.array_equal(ds.weights(), ls.weights())
+
+
+def test_colliding_ids_of_a_row_are_one_coordinate_with_summed_values():
+    """Issue 13 item 3: ids that share a slot in one row are summed before the update (the
+    example is a vector over slots), as the wide-table path and Keras do; oracle: the
+    plain-Python Algorithm 1 on the rows mapped to slots and summed."""
+    from reference import ftrl_reference
+    from test_kernels import py_slot
+
+    cap = 2  # bits 1: every id >= 2 is hashed into slot 0 or 1
+    rows, labels = [], []
+    for b in iter_libsvm(str(SAMPLE_TRAIN)):
+        for r in range(b.rows):
+            lo, hi = b.indptr[r], b.indptr[r + 1]
+            rows.append(list(zip(b.ids[lo:hi].tolist(), b.values[lo:hi].tolist())))
+            labels.append(float(b.labels[r] > 0))
+    rows, labels = rows[:1500], labels[:1500]
+    c = Config(bits=1, l1=0.0, l2=1.0, alpha=0.1, beta=1.0)
+    m = Model(c)
+    indptr = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
+    ids = np.array([i for r in rows for i, _ in r], np.int64)
+    vals = np.array([v for r in rows for _, v in r], np.float64)
+    margins = np.empty(len(rows))
+    m.learn(indptr, ids, vals, np.array(labels), np.ones(len(rows)), int(ids.max()), margins)
+    by_slot = []
+    for r in rows:
+        x = {}
+        for i, v in r:
+            x[py_slot(i, cap)] = x.get(py_slot(i, cap), 0.0) + v
+        by_slot.append(x)
+    z, n, _, ref_margins, _ = ftrl_reference(by_slot, labels, alpha=0.1, beta=1.0, l1=0.0, l2=1.0)
+    np.testing.assert_allclose(margins, ref_margins, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(m.st[:2, 0], [z.get(0, 0.0), z.get(1, 0.0)], rtol=1e-12)
+    np.testing.assert_allclose(m.st[:2, 1], [n.get(0, 0.0), n.get(1, 0.0)], rtol=1e-12)
+    # scoring uses the same vectors
+    np.testing.assert_allclose(m.margins(indptr, ids, vals)[:5],
+                               [sum(m.weights()[s] * v for s, v in x.items()) + m.bias_weight()
+                                for x in by_slot[:5]], rtol=1e-12)

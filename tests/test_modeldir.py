@@ -387,3 +387,130 @@ def test_resume_is_exact_except_after_an_ema_finalize(tmp_path, ema):
     b, _ = state_arrays(tmp_path / "one")
     same = all(np.array_equal(a[k], b[k]) for k in a)
     assert same == (ema is None)
+
+
+# ---------------------------------------------------------------------------------------
+# ftrl's own files are read and written as regular files in the directory, nothing else
+# (found by tests/test_modeldir_fuzz.py)
+# ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def trained(tmp_path):
+    m = tmp_path / "m"
+    api.train([TRAIN], m, overrides={"bits": 12})
+    return m
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "config.json"])
+def test_a_symlinked_own_file_is_refused_and_its_target_untouched(trained, tmp_path, name):
+    outside = tmp_path / "outside.json"
+    outside.write_bytes((trained / name).read_bytes())
+    before = outside.read_bytes(), outside.stat().st_mtime_ns
+    (trained / name).unlink()
+    (trained / name).symlink_to(outside)
+    if name == "manifest.json":  # the commit record must be ftrl's own: refused by every command
+        err = one_line_error(ftrl("predict", "-m", trained, TEST, "-q"), 3)
+        assert "symbolic link" in err
+        one_line_error(ftrl("train", TRAIN, "-m", trained, "--resume", "--passes", "2", "-q"), 3)
+    else:  # config.json is written, not read, once checkpoints carry their settings: replaced
+        r = ftrl("train", TRAIN, "-m", trained, "--resume", "--passes", "2", "-q")
+        assert r.returncode == 0, r.stderr
+        assert not (trained / name).is_symlink()
+        assert json.loads((trained / name).read_text())["passes"] == 2
+    assert (outside.read_bytes(), outside.stat().st_mtime_ns) == before
+
+
+def test_a_link_planted_at_the_next_checkpoint_name_is_replaced_not_written_through(trained, tmp_path):
+    outside = tmp_path / "victim.bin"
+    outside.write_bytes(b"precious")
+    nxt = 1 + max(int(p.name[5:11]) for p in trained.glob("ckpt-*.npz"))
+    (trained / f"ckpt-{nxt:06d}.npz").symlink_to(outside)
+    model, log = checkpoint.load(trained)
+    log.finished = True
+    checkpoint.save(trained, model, log)
+    assert outside.read_bytes() == b"precious"
+    assert not (trained / f"ckpt-{nxt:06d}.npz").is_symlink()
+    assert checkpoint.load(trained)[0].state == model.state
+
+
+def test_config_json_linked_to_dev_zero_is_refused_not_read_forever(tmp_path):
+    # a format-1 model (no settings in its checkpoint): config.json is the settings read
+    import shutil
+    d = tmp_path / "v1"
+    shutil.copytree(HERE / "data" / "model_v1" / "finished", d)
+    (d / "config.json").unlink()
+    (d / "config.json").symlink_to("/dev/zero")
+    with pytest.raises(ModelError, match="symbolic link"):
+        checkpoint.read_own(d, "config.json")
+    assert "symbolic link" in one_line_error(ftrl("export", "-m", d, timeout=60), 3)
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "config.json", ".lock"])
+def test_a_fifo_in_place_of_an_own_file_is_an_error_not_a_hang(trained, name):
+    (trained / name).unlink(missing_ok=True)
+    os.mkfifo(trained / name)
+    r = ftrl("train", TRAIN, "-m", trained, "--resume", "--passes", "2", "-q", timeout=60)
+    if name == "config.json":  # not read (the checkpoint has the settings): replaced at the commit
+        assert r.returncode == 0, r.stderr
+        assert (trained / name).is_file()
+    else:
+        assert "not a regular file" in one_line_error(r, 3)
+
+
+def test_a_checkpoint_with_a_bad_crc_is_damaged_exit_3(trained):
+    m = json.loads((trained / "manifest.json").read_text())
+    entry = m["checkpoints"][-1]
+    p = trained / entry["file"]
+    raw = bytearray(p.read_bytes())
+    i = raw.index(b"st.npy") + 200  # inside the table's stored bytes
+    raw[i] ^= 0xFF
+    p.write_bytes(bytes(raw))
+    import hashlib
+    entry["sha256"] = hashlib.sha256(bytes(raw)).hexdigest()  # forged: get past the checksum
+    (trained / "manifest.json").write_text(json.dumps(m))
+    for cmd in (["predict", "-m", trained, TEST], ["export", "-m", trained], ["inspect", "-m", trained]):
+        one_line_error(ftrl(*cmd, "-q"), 3)
+
+
+@pytest.mark.parametrize("field, value", [("examples_seen", "x"), ("run.offset", 2**70),
+                                          ("run.loss_sum", "x"), ("run.file", 99), ("passes_done", -1)])
+def test_a_training_record_of_the_wrong_type_is_damage_naming_the_file(trained, field, value):
+    model, log = checkpoint.load(trained)
+    meta = log.to_json()
+    obj, key = (meta["run"], field[4:]) if field.startswith("run.") else (meta, field)
+    obj[key] = value
+    with pytest.raises(ModelError, match=r"ckpt-\d+\.npz.*training record"):
+        checkpoint._training_log(meta, str(trained / "ckpt-000001.npz"))
+
+
+def test_iterations_of_the_wrong_dtype_is_damage(trained, tmp_path):
+    import hashlib
+    m = json.loads((trained / "manifest.json").read_text())
+    entry = m["checkpoints"][-1]
+    p = trained / entry["file"]
+    with np.load(p) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["iterations"] = np.array([1.5])
+    np.savez(p, **arrays)
+    entry["sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    (trained / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ModelError, match="state arrays do not match"):
+        checkpoint.load(trained)
+
+
+@pytest.mark.parametrize("key, value", [("columns", [1, None]), ("ignore", ["a", 3]),
+                                        ("interactions", [["a", 1]]), ("class_weight", [1, "x"])])
+def test_list_settings_check_their_elements(key, value):
+    from ftrl_cli.config import Config
+    with pytest.raises(ConfigError, match=f"every element of {key}"):
+        Config.from_dict({key: value})
+
+
+def test_checkpoints_without_a_manifest_are_not_deleted(trained):
+    ckpts = sorted(p.name for p in trained.glob("ckpt-*.npz"))
+    (trained / "manifest.json").unlink()
+    err = one_line_error(ftrl("train", TRAIN, "-m", trained, "--resume", "-q"), 3)
+    assert "no manifest.json" in err
+    assert sorted(p.name for p in trained.glob("ckpt-*.npz")) == ckpts
+    r = ftrl("train", TRAIN, "-m", trained, "--force", "-q")  # starting over is explicit
+    assert r.returncode == 0, r.stderr

@@ -38,6 +38,7 @@ import pytest
 
 from ftrl_cli import api, checkpoint
 from ftrl_cli.config import Config
+from ftrl_cli.errors import ConfigError
 from ftrl_cli.external import from_keras, from_mxnet, from_novograd
 from ftrl_cli.model import Model
 from ftrl_cli.schedules import learning_rates
@@ -158,6 +159,42 @@ def test_keras_run_through_the_cli_pipeline(tmp_path):
     d = case["n_features"]
     kernel, bias = model.weights()[1:d + 1], model.bias_weight()
     assert max_diff(kernel, bias, case) <= TOL[case["dtype"]]
+
+
+def test_keras_floatx_decides_the_initial_accumulator(tmp_path):
+    """Issue 13 item 5. The TensorFlow backend rounds initial_accumulator_value through
+    float32 even under floatx float64 (the fixtures, Keras 3.15.1 + TF: the default mapping
+    agrees to ~1e-16); a Keras run whose accumulator starts at exactly 0.1 in float64 (floatx
+    float64 on a backend that builds it in float64) is matched with --keras-floatx float64,
+    and not by the default (they differ by ~1e-9)."""
+    from reference_optimizers import keras_logreg_fit, read_libsvm_dense
+
+    case = _case(KERAS, "iav_0.1_lr_0.5/float64")
+    cfg = case["optimizer_config"]
+    X, y = read_libsvm_dense(ROOT / case["data"], case["rows"], case["n_features"])
+    exact_w, exact_b = keras_logreg_fit(X, y, case["batch_size"], case["epochs"], cfg, "float64",
+                                        iav_float32=False)
+    exact = {"kernel": list(exact_w), "bias": exact_b}
+
+    default = fit(case, from_keras(cfg))
+    f64 = fit(case, from_keras(cfg, floatx="float64"))
+    assert max_diff(*default[:2], case) <= 1e-14  # the TF fixture
+    assert max_diff(*f64[:2], exact) <= 1e-14  # the exact-accumulator run
+    assert max_diff(*default[:2], exact) > 1e-10  # (the option is not a no-op)
+    assert from_keras(cfg)["keras_floatx"] == "float32"
+
+    # through the CLI: recorded in the model's settings; refused without a Keras config
+    opt = tmp_path / "keras.json"
+    opt.write_text(json.dumps(cfg))
+    data = tmp_path / "rows.svm"
+    with open(ROOT / case["data"]) as fh:
+        data.write_text("".join(next(fh) for _ in range(case["rows"])))
+    api.train([str(data)], tmp_path / "m", external=("keras", str(opt)),
+              overrides={"batch_size": case["batch_size"], "passes": case["epochs"], "keras_floatx": "float64"})
+    conf = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert conf["keras_floatx"] == "float64" and conf["initial_accumulator"] == 0.1
+    with pytest.raises(ConfigError, match="--keras-floatx"):
+        api.resolve_config(tmp_path / "m2", overrides={"keras_floatx": "float64"})
 
 
 def test_keras_float32_rounding_of_the_mapped_settings():

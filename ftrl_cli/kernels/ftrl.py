@@ -16,7 +16,7 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 __all__ = [  # the names ftrl_cli.kernels re-exports
-    "slots_of", "prefetch_row", "ftrl_online", "weights_from_state", "margins_state", "sigmoid_array",
+    "slots_of", "sum_by_slot", "prefetch_row", "ftrl_online", "weights_from_state", "margins_state", "sigmoid_array",
     "running_logloss", "logloss_sum", "HP_BETA", "HP_L1", "HP_L2", "HP_SHRINK", "HP_P", "HP_BIAS_L1",
     "HP_BIAS_L2", "HP_WD", "HP_CLIPNORM", "HP_GCLIPNORM", "HP_CLIPVALUE", "HP_EMA_MOM", "HP_LOSS_SCALE",
     "HP_GSCALE", "HP_BIAS_LR", "HP_BETA1", "HP_BETA2", "HP_EPS", "HP_ALPHA", "N_HP", "FL_DENSE", "FL_BIAS",
@@ -54,6 +54,52 @@ def slots_of(ids, cap, out):
     """out[k] = slot of ids[k] for a table of capacity cap (a power of two)."""
     for k in range(len(ids)):
         out[k] = _slot(ids[k], cap)
+
+
+@njit(cache=True, nogil=True)
+def sum_by_slot(indptr, ids, values, cap, out_indptr, out_ids, out_values):
+    """Each row as a vector over table slots: ids that share a slot (hashed ids colliding
+    with each other or with a small id) become one entry, the slot, with their values
+    summed in the order they come; each slot keeps its first place in the row. Returns
+    the number of entries written.
+
+    # Assumes: ids >= 0; cap a power of two; out_indptr has len(indptr) entries and
+    #          out_ids / out_values at least len(ids) (a row never grows).
+    """
+    nrows = len(indptr) - 1
+    maxlen = 0
+    for r in range(nrows):
+        maxlen = max(maxlen, indptr[r + 1] - indptr[r])
+    size = 8
+    while size < 2 * maxlen:
+        size *= 2
+    keys = np.full(size, -1, np.int64)  # open addressing: slot -> its entry in the row
+    where = np.zeros(size, np.int64)
+    mask = np.uint64(size - 1)
+    o = 0
+    out_indptr[0] = 0
+    for r in range(nrows):
+        start = o
+        for k in range(indptr[r], indptr[r + 1]):
+            s = _slot(ids[k], cap)
+            h = _mix64(s) & mask
+            while keys[h] != -1 and keys[h] != s:
+                h = (h + np.uint64(1)) & mask
+            if keys[h] == s:
+                out_values[where[h]] += values[k]
+            else:
+                keys[h] = s
+                where[h] = o
+                out_ids[o] = s
+                out_values[o] = values[k]
+                o += 1
+        for e in range(start, o):  # clear only what this row used
+            h = _mix64(out_ids[e]) & mask
+            while keys[h] != out_ids[e]:
+                h = (h + np.uint64(1)) & mask
+            keys[h] = -1
+        out_indptr[r + 1] = o
+    return o
 
 
 # --------------------------------------------------------------------------------------

@@ -119,19 +119,27 @@ class NameMap:
         `load` reads back exactly what was saved; it also reads files written before CR,
         \x and \u escapes were used (they escaped only \, TAB and LF).
         """
-        per = self.keys_per_slot()
-        lines = [f"{slot}\t{per.get(slot, 1)}\t{escape_name(name)}\n" for slot, name in self.items()]
         with atomic_writer(path, "wb") as f:
-            f.write("".join(lines).encode("utf-8"))
+            f.write(self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        """The file save() writes."""
+        per = self.keys_per_slot()
+        return "".join(f"{slot}\t{per.get(slot, 1)}\t{escape_name(name)}\n"
+                       for slot, name in self.items()).encode("utf-8")
 
     @classmethod
     def load(cls, path: str, max_entries: int = NAME_MAP_ENTRIES) -> NameMap:
         """Names from save()'s file (collision records are not kept: only the names).
 
         Lines end at LF only (a raw CR, NEL, U+2028 in an older file is part of a name)."""
-        m = cls(max_entries)
         with open(path, "rb") as f:
-            data = f.read()
+            return cls.from_bytes(f.read(), path, max_entries)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: str, max_entries: int = NAME_MAP_ENTRIES) -> NameMap:
+        """load() of a file's bytes (path names it in errors)."""
+        m = cls(max_entries)
         lines = data.split(b"\n")
         if lines[-1] == b"":
             lines.pop()
