@@ -149,6 +149,12 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
                               batch_rows=batch_rows, stop=stop)
             model = trainer.run(sources)
     summary = _train_summary(model_dir, trainer, model, log, start_examples, start_bad, names)
+    for p in summary["diverging_passes"]:
+        h = next(h for h in log.history if h.pass_ == p)
+        reporter.warn(f"pass {p}: progressive log loss {h.logloss:.4g} is more than {DIVERGING_NATS:g} nat above "
+                      f"the best constant predictor's {h.best_constant_logloss:.4g}: the model is likely "
+                      "diverging (huge feature values, an id column read as a number, too high --alpha); "
+                      "check the data or use --ignore/--categorical, scale the values or lower --alpha")
     if model.alias.size and not model.alias_overflow:
         reporter.warn(f"feature ids >= 2**{config.bits} were hashed into the table; "
                       f"{summary['hashed_collisions']} slot(s) are shared; raise --bits to avoid it")
@@ -200,6 +206,12 @@ def _open_model(model_dir, config, *, resume, force, last_good, reporter):
     return Model(config), None, has_model
 
 
+# A pass whose progressive log loss is this far (in nats per example) above the best
+# constant predictor's is reported as diverging: a model that learned nothing scores the
+# constant's loss; 1 nat more means e times less likelihood on every example.
+DIVERGING_NATS = 1.0
+
+
 def _train_summary(model_dir, trainer, model, log, start_examples, start_bad, names) -> dict:
     """What `ftrl train` prints and --json reports about this run."""
     examples = log.examples_seen - start_examples
@@ -223,6 +235,8 @@ def _train_summary(model_dir, trainer, model, log, start_examples, start_bad, na
         "seconds": seconds,
         "rows_per_second": examples / seconds if seconds > 0 else None,
         "bad_lines": log.bad_lines - start_bad,
+        "diverging_passes": [h.pass_ for h in passes_run if h.logloss is not None
+                             and h.logloss > h.best_constant_logloss + DIVERGING_NATS],
         "table_slots": model.size,
         "hashed_collisions": model.collisions() + (names.collisions() if names is not None else 0),
         "curve": [{"examples": c.examples, "pass": c.pass_, "train_logloss": c.train_logloss}
@@ -432,6 +446,7 @@ def inspect(model_dir, top: int = 10, *, last_good: bool = False, warn=None) -> 
         "config": c.to_dict(),
         "examples_seen": log.examples_seen,
         "passes_done": log.passes_done,
+        "runs": [r.to_json() for r in log.runs],
         "finished": log.finished,
         "history": [h.to_json() for h in log.history],
         "evals": [e.to_json() for e in log.evals],
@@ -442,7 +457,8 @@ def inspect(model_dir, top: int = 10, *, last_good: bool = False, warn=None) -> 
         "curve": [p.to_json() for p in log.curve],
         "table": {"capacity": model.cap, "allocated": model.size, "touched": int(touched.sum()),
                   "nonzero": int(nonzero.sum()), "l1_zeroed": int((touched & ~nonzero).sum()),
-                  "hashed_ids_known": int(len(model.alias)), "collisions": model.collisions(),
+                  "hashed_ids_known": int(len(model.alias)),
+                  "collisions": model.collisions() + (columns.collisions() if columns is not None else 0),
                   "state_bytes": int(model.st.nbytes)},
         "bias": model.bias_weight(),
         "top_positive": named(order[::-1][:top], 1),

@@ -676,8 +676,15 @@ def inspect(model_dir, top, plot, as_json, last_good, quiet):
         return
     c = r["config"]
     t = r["table"]
-    click.echo(f"model {r['model_dir']}: {r['examples_seen']:,} examples, {r['passes_done']} pass(es), "
+    runs = r.get("runs") or []
+    in_runs = f" in {len(runs)} run(s)" if len(runs) > 1 else ""
+    click.echo(f"model {r['model_dir']}: {r['examples_seen']:,} examples, {r['passes_done']} pass(es){in_runs}, "
                f"{'finished' if r['finished'] else 'unfinished (continue with --resume)'}")
+    for i, run in enumerate(runs, 1) if len(runs) > 1 else ():
+        first = run["first_pass"] + 1
+        span = f"pass {first}" if run["passes"] == 1 else f"passes {first}-{first + run['passes'] - 1}"
+        shown = ", ".join(run["inputs"][:3]) + (f", ... ({len(run['inputs'])} inputs)" if len(run["inputs"]) > 3 else "")
+        click.echo(f"  run {i}: {span} on {shown}")
     click.echo(f"optimizer {c['optimizer']}, batch size {c['batch_size']}, update {c['update']}, "
                f"alpha {c['alpha']:g}, beta {c['beta']:g}, l1 {c['l1']:g}, l2 {c['l2']:g}, dtype {c['dtype']}")
     click.echo(f"table: capacity 2^{c['bits']}, {t['allocated']:,} slots allocated, {t['touched']:,} trained, "

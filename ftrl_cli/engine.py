@@ -33,7 +33,7 @@ from .errors import ConfigError, DataError, Interrupted
 from .model import Model
 from .progress import Reporter
 from .readers import BATCH_ROWS, Batch, display_name, iter_csr, open_batches
-from .records import Best, CurvePoint, EvalRecord, InputId, PassRecord, RunProgress, TrainingLog
+from .records import Best, CurvePoint, EvalRecord, InputId, PassRecord, RunProgress, RunRecord, TrainingLog
 
 MAX_CURVE = 200
 FIRST_POINT = 128
@@ -109,8 +109,9 @@ def start_run(log: TrainingLog | None, inputs: list[InputId], config: Config) ->
     otherwise a new run begins, after the model's earlier ones (log None: a new model)."""
     fresh = RunProgress(inputs=list(inputs), passes=config.passes,
                         first_pass=log.passes_done if log is not None else 0)
+    record = RunRecord(first_pass=fresh.first_pass, passes=config.passes, inputs=[e.path for e in inputs])
     if log is None:
-        return TrainingLog(run=fresh)
+        return TrainingLog(run=fresh, runs=[record])
     if not log.finished:
         old = log.run
         if [e.path for e in old.inputs] != [e.path for e in inputs]:
@@ -131,7 +132,7 @@ def start_run(log: TrainingLog | None, inputs: list[InputId], config: Config) ->
             raise ConfigError(f"the unfinished run was for --passes {old.passes}; "
                               f"resume it with the same value")
         return log
-    return dataclasses.replace(log, finished=False, run=fresh)
+    return dataclasses.replace(log, finished=False, run=fresh, runs=log.runs + [record])
 
 
 # ---------------------------------------------------------------------------------------

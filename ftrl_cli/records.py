@@ -143,6 +143,15 @@ class Best(Record):
 
 
 @dataclass
+class RunRecord(Record):
+    """One run (one `ftrl train` invocation, resumed or not) in the model's life."""
+
+    first_pass: int  # passes the model had done when the run began
+    passes: int  # passes the run was asked for
+    inputs: list = field(default_factory=list)  # [path] as given
+
+
+@dataclass
 class RunProgress(Record):
     """The position of a run in its inputs, so a killed run resumes exactly."""
 
@@ -186,6 +195,7 @@ class TrainingLog(Record):
     kept: Best | None = None  # the model kept at the end, when it is the best one
     stopped_early: bool = False
     estimator: dict | None = None  # what the scikit-learn estimator needs (classes, n_features)
+    runs: list = field(default_factory=list)  # [RunRecord], oldest first (empty in older checkpoints)
 
     @classmethod
     def from_json(cls, d: dict) -> TrainingLog:
@@ -194,6 +204,7 @@ class TrainingLog(Record):
             "evals": lambda xs: [EvalRecord.from_json(x) for x in xs],
             "curve": lambda xs: [CurvePoint.from_json(x) for x in xs],
             "run": RunProgress.from_json,
+            "runs": lambda xs: [RunRecord.from_json(x) for x in xs],
             "best": Best.from_json,
             "kept": Best.from_json,
         }))

@@ -116,3 +116,23 @@ def test_predict_and_export_write_to_text_streams_too(model_dir):
     api.export(model_dir, binary)
     api.export(model_dir, text)
     assert text.getvalue() == binary.getvalue().decode()
+
+
+def test_a_diverging_pass_is_reported_not_silent(tmp_path):
+    """Issue 13 item 2: raw Avazu CSV with only --label reads the id column (> 2^63) as a
+    number of ~1e19; the pass's loss is astronomically above the best constant's: a
+    warning on stderr and `diverging_passes` in the summary. A sane run reports none."""
+    import json
+
+    csv = os.path.join(DATA, "ctr", "avazu_train_head1000.csv")
+    r = subprocess.run([sys.executable, "-m", "ftrl_cli", "train", csv, "--label", "click", "-m", tmp_path / "bad",
+                        "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s["diverging_passes"] == [1]
+    assert s["progressive_logloss"] > s["best_constant_logloss"] + api.DIVERGING_NATS
+    assert "pass 1: progressive log loss" in r.stderr and "diverging" in r.stderr
+    ok = api.train([csv], tmp_path / "ok", overrides={"label_column": "click", "ignore": ["id"], "bits": 16})
+    assert ok["diverging_passes"] == [] and ok["progressive_logloss"] < ok["best_constant_logloss"] + 1
+    ok = api.train([A9A], tmp_path / "ok2", overrides={"passes": 3})
+    assert ok["diverging_passes"] == []

@@ -37,7 +37,8 @@ names_text = st.text(alphabet=st.one_of(st.characters(exclude_categories=()), st
 
 def save_and_load(tmp_path, names: dict) -> tuple:
     m = NameMap()
-    m._names.update(names)
+    for slot, name in names.items():
+        m.add(slot, name)
     path = tmp_path / "names.tsv"
     m.save(str(path))
     return NameMap.load(str(path)), path.read_bytes()

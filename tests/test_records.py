@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ftrl_cli.errors import ModelError
-from ftrl_cli.records import Best, CurvePoint, EvalRecord, InputId, PassRecord, RunProgress, TrainingLog
+from ftrl_cli.records import Best, CurvePoint, EvalRecord, InputId, PassRecord, RunProgress, RunRecord, TrainingLog
 
 
 def full_log():
@@ -18,7 +18,8 @@ def full_log():
                         offset=7, line=3, examples=4, loss_sum=1.5, weight_sum=4.0, pos_sum=1.0,
                         stream_row=9, first_pass=1),
         best=Best("logloss", 0.3, 1, 10), since_best=1, kept=Best("auc", 0.9, 2, 20, reason="best"),
-        stopped_early=True, estimator={"classes": ["a", "b"], "n_features_in": 3})
+        stopped_early=True, estimator={"classes": ["a", "b"], "n_features_in": 3},
+        runs=[RunRecord(first_pass=0, passes=1, inputs=["x.svm"]), RunRecord(1, 2, ["a.svm", "-"])])
 
 
 def test_round_trip_through_json_text():
@@ -35,7 +36,8 @@ def test_json_keys_are_the_documented_ones():
                                                           {"path": "-", "size": None, "fingerprint": None}]
     assert "reason" not in d["best"] and d["kept"]["reason"] == "best"
     assert set(d) == {"examples_seen", "passes_done", "finished", "bad_lines", "history", "evals", "curve",
-                      "run", "best", "since_best", "kept", "stopped_early", "estimator"}
+                      "run", "best", "since_best", "kept", "stopped_early", "estimator", "runs"}
+    assert d["runs"][1] == {"first_pass": 1, "passes": 2, "inputs": ["a.svm", "-"]}
 
 
 def test_a_record_written_by_the_previous_version_loads():
@@ -59,3 +61,26 @@ def test_unknown_keys_are_an_error():
         TrainingLog.from_json({"run": {"pass": 0, "nope": 1}})
     with pytest.raises(ModelError, match="expected an object"):
         TrainingLog.from_json([])
+
+
+def test_inspect_tells_the_runs_apart(tmp_path):
+    """Issue 13 item 4: after --resume onto a second file, inspect says which passes each
+    run made on which inputs (not a bare '2 pass(es)')."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ftrl_cli import api
+
+    data = Path(__file__).resolve().parent.parent / "sample_data"
+    a, b = str(data / "agaricus.txt.train"), str(data / "agaricus.txt.test")
+    m = tmp_path / "m"
+    api.train([a], m, overrides={"passes": 2, "bits": 12})
+    api.train([b], m, resume=True, overrides={"passes": 1})
+    r = api.inspect(m)
+    assert r["passes_done"] == 3
+    assert r["runs"] == [{"first_pass": 0, "passes": 2, "inputs": [a]}, {"first_pass": 2, "passes": 1, "inputs": [b]}]
+    out = subprocess.run([sys.executable, "-m", "ftrl_cli", "inspect", "-m", m], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert "3 pass(es) in 2 run(s)" in out[0]
+    assert out[1] == f"  run 1: passes 1-2 on {a}" and out[2] == f"  run 2: pass 3 on {b}"

@@ -643,3 +643,39 @@ def test_identical_ids_in_two_processes():
     for b in T.iter_tabular(path, label="click", ignore=["id"], bits=22, interactions=["C1^site_id"]):
         h = (h * 1000003 + int(np.sum(b.ids * np.arange(1, len(b.ids) + 1)) % (1 << 61))) % (1 << 61)
     assert outs == {f"{h}\n"}
+
+
+def test_a_shared_slot_is_named_by_every_key_and_counted(tmp_path):
+    """Issue 13 item 6: export and inspect name every key of a slot that several keys share
+    (joined by '+', first seen first), inspect counts the shared slots of a wide-table
+    model, and names.tsv keeps them all through a save, a load and a resume."""
+    from ftrl_cli import api
+
+    values = [f"v{i}" for i in range(12)]
+    t = pa.table({"label": [i % 2 for i in range(24)], "a": values + values})
+    p = write_parquet(tmp_path / "t.parquet", t)
+    bits = 2
+    by_slot = {}  # the oracle: MurmurHash3 of "a=v", masked
+    for v in values:
+        by_slot.setdefault(mm(f"a={v}") & ((1 << bits) - 1), []).append(f"a={v}")
+    shared = {s: ks for s, ks in by_slot.items() if len(ks) > 1}
+    assert shared  # 12 keys in 4 slots
+
+    m = tmp_path / "m"
+    api.train([p], m, overrides={"bits": bits, "label_column": "label", "l1": 0.0, "bias": False})
+    names = T.NameMap.load(str(m / "names.tsv"))
+    for s, ks in by_slot.items():
+        assert names.names(s) == ks
+    assert names.collisions() == len(shared)
+    assert api.inspect(m)["table"]["collisions"] == len(shared)
+    out = tmp_path / "w.tsv"
+    with open(out, "wb") as f:
+        api.export(m, f)
+    exported = {line.split("\t")[0] for line in out.read_text().splitlines()}
+    for ks in by_slot.values():
+        assert "+".join(ks) in exported
+    # a resume over the same rows adds no name twice and keeps the counts
+    api.train([p], m, resume=True, overrides={"passes": 2})
+    again = T.NameMap.load(str(m / "names.tsv"))
+    assert {s: again.names(s) for s in by_slot} == by_slot
+    assert again.keys_per_slot() == {s: len(ks) for s, ks in shared.items()}

@@ -19,17 +19,20 @@ NAME_MAP_ENTRIES = 1 << 20
 # ---------------------------------------------------------------------------------------
 
 class NameMap:
-    """Names of hashed features, bounded: the first name seen for each slot, plus a record
-    of distinct keys per slot (slot, 32-bit fingerprint of the key) to count collisions.
+    """Names of hashed features, bounded: every distinct key seen in each slot, in the
+    order first seen, plus a record of distinct keys per slot (slot, 32-bit fingerprint of
+    the key) to count collisions.
 
     Holds at most max_entries names and max_entries keys; `overflow` tells when either
-    bound was reached (later slots stay unnamed, later keys uncounted).
+    bound was reached (later keys stay unnamed and uncounted).
     """
 
     def __init__(self, max_entries: int = NAME_MAP_ENTRIES):
         self.max_entries = int(max_entries)
-        self._names: dict[int, str] = {}
+        self._names: dict[int, list[str]] = {}
+        self._n_names = 0
         self._keys = np.empty(0, np.uint64)  # sorted (slot << 32 | fingerprint)
+        self._loaded: dict[int, int] = {}  # slot -> keys counted by the run that saved the file
         self.overflow = False
 
     def __len__(self) -> int:
@@ -39,12 +42,17 @@ class NameMap:
         return int(slot) in self._names
 
     def name(self, slot, default=None):
-        """The slot's name as it was seen (any characters)."""
-        return self._names.get(int(slot), default)
+        """The first name seen in the slot, as it was seen (any characters)."""
+        names = self._names.get(int(slot))
+        return default if not names else names[0]
+
+    def names(self, slot) -> list:
+        """Every name seen in the slot, first seen first."""
+        return list(self._names.get(int(slot), []))
 
     def items(self):
-        """(slot, name) pairs, by slot."""
-        return sorted(self._names.items())
+        """(slot, first name) pairs, by slot."""
+        return [(s, ns[0]) for s, ns in sorted(self._names.items())]
 
     @property
     def keys_seen(self) -> int:
@@ -52,15 +60,34 @@ class NameMap:
 
     def collisions(self) -> int:
         """Slots known to hold two or more distinct keys."""
-        if not len(self._keys):
-            return 0
-        _, counts = np.unique(self._keys >> np.uint64(32), return_counts=True)
-        return int((counts > 1).sum())
+        return len(self.keys_per_slot())
 
     def keys_per_slot(self) -> dict:
-        """slot -> number of distinct keys seen there (only slots with >= 2)."""
+        """slot -> number of distinct keys seen there (only slots with >= 2): counted from
+        the key records, the names kept and what a saved file said, whichever knows more."""
         slots, counts = np.unique(self._keys >> np.uint64(32), return_counts=True)
-        return {int(s): int(c) for s, c in zip(slots, counts) if c > 1}
+        per = {int(s): int(c) for s, c in zip(slots, counts) if c > 1}
+        for s, ns in self._names.items():
+            if len(ns) > per.get(s, 1):
+                per[s] = len(ns)
+        for s, c in self._loaded.items():
+            if c > per.get(s, 1):
+                per[s] = c
+        return per
+
+    def add(self, slot: int, name: str) -> bool:
+        """Keep one more key's name for the slot (False once the bound is reached)."""
+        names = self._names.setdefault(slot, [])
+        if name in names:  # (a key seen before a resume: its fingerprint was not saved)
+            return True
+        if self._n_names >= self.max_entries:
+            if not names:
+                del self._names[slot]
+            self.overflow = True
+            return False
+        names.append(name)
+        self._n_names += 1
+        return True
 
     def observe(self, ids, fingerprints, off, data) -> None:
         """Record one batch of one feature source: ids[r] (-1 = none) with the key bytes
@@ -81,12 +108,8 @@ class NameMap:
         order = np.argsort(pos, kind="stable")  # first seen in row order
         uk, pos = uk[order], pos[order]
         for key, p in zip(uk.tolist(), pos.tolist()):
-            slot = key >> 32
-            if slot not in self._names:
-                if len(self._names) >= self.max_entries:
-                    self.overflow = True
-                    break
-                self._names[slot] = bytes(data[off[p]:off[p + 1]]).decode("utf-8", "replace")
+            if not self.add(key >> 32, bytes(data[off[p]:off[p + 1]]).decode("utf-8", "replace")):
+                break
         room = self.max_entries - len(self._keys)
         if room < len(uk):
             self.overflow = True
@@ -95,13 +118,16 @@ class NameMap:
             self._keys = np.union1d(self._keys, uk)
 
     def get(self, slot, default=None):
-        """The slot's name as export and inspect print it: escaped as in names.tsv (see
-        save), so that it stays on one line of a TSV; `default` when the slot has none."""
-        name = self._names.get(int(slot))
-        return default if name is None else escape_name(name)
+        """The slot's name as export and inspect print it: every key seen there, escaped as
+        in names.tsv (see save) so that it stays on one line of a TSV, joined by '+' (as the
+        ids of a shared slot are); `default` when the slot has none."""
+        names = self._names.get(int(slot))
+        return default if not names else "+".join(escape_name(n) for n in names)
 
     def save(self, path: str) -> None:
-        r"""Write `slot<TAB>keys<TAB>name` lines (by slot, UTF-8, each ended by LF), atomically.
+        r"""Write `slot<TAB>keys<TAB>name` lines (by slot, UTF-8, each ended by LF), atomically:
+        one line per name kept, so a slot that several keys share has several lines (keys:
+        the distinct keys counted there, on each of them).
 
         A name is written escaped, so that it is one line and one field whatever it holds (a
         Parquet string or a quoted CSV field may hold any character):
@@ -126,11 +152,12 @@ class NameMap:
         """The file save() writes."""
         per = self.keys_per_slot()
         return "".join(f"{slot}\t{per.get(slot, 1)}\t{escape_name(name)}\n"
-                       for slot, name in self.items()).encode("utf-8")
+                       for slot, names in sorted(self._names.items()) for name in names).encode("utf-8")
 
     @classmethod
     def load(cls, path: str, max_entries: int = NAME_MAP_ENTRIES) -> NameMap:
-        """Names from save()'s file (collision records are not kept: only the names).
+        """Names from save()'s file (the key fingerprints are not saved: the names, and
+        the counts of keys per slot).
 
         Lines end at LF only (a raw CR, NEL, U+2028 in an older file is part of a name)."""
         with open(path, "rb") as f:
@@ -145,8 +172,11 @@ class NameMap:
             lines.pop()
         for no, raw in enumerate(lines, 1):
             try:
-                slot, _keys, name = raw.decode("utf-8").split("\t", 2)
-                m._names[int(slot)] = unescape_name(name)
+                slot, keys, name = raw.decode("utf-8").split("\t", 2)
+                slot, keys = int(slot), int(keys)
+                m.add(slot, unescape_name(name))
+                if keys > 1:
+                    m._loaded[slot] = max(keys, m._loaded.get(slot, 0))
             except ValueError:  # (UnicodeDecodeError is one)
                 raise ModelError(f"{path}:{no}: damaged line (expected slot<TAB>keys<TAB>name); "
                                  "delete the file to lose the names, or restore it") from None
