@@ -96,8 +96,10 @@ def _resume_config(model_dir) -> Config | None:
 def train(inputs, model_dir, config: Config | None = None, *, config_file=None, overrides=None,
           external=None, resume: bool = False, force: bool = False, last_good: bool = False,
           reporter: Reporter | None = None, batch_rows: int = BATCH_ROWS,
-          handle_signals: bool = False) -> dict:
+          handle_signals: bool = False, threads: int | None = None, cluster=None) -> dict:
     """Train on inputs (libsvm, Parquet, CSV/TSV paths, '-' for stdin) and write model_dir.
+    threads / cluster ('local:N', 'tcp://HOST:PORT' or a distributed.Client): train the
+    config's partitions in parallel (ftrl_cli.parallel, docs/parallel.md).
     For matrices in memory, use ftrl_cli.sklearn.FTRLClassifier.
 
     resume: continue model_dir's model: a run in progress (killed) picks up at its last
@@ -116,6 +118,9 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
     if config is None:
         config = resolve_config(model_dir, config_file=config_file, overrides=overrides,
                                 resume=resume, external=external)
+    if threads is not None or cluster is not None or config.partitions or config.merge_every:
+        from .parallel import settle_config  # (Dask is imported only for a cluster)
+        config = settle_config(config, threads=threads, cluster=cluster, resume=resume)
     check_inputs(inputs, config.passes)
     checkpoint.check_ours(model_dir, force=force)
     try:
@@ -147,7 +152,11 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
             trainer = Trainer(config, model, log, store=checkpoint.ModelDir(model_dir, names),
                               reporter=reporter, validation=validation, names=names,
                               batch_rows=batch_rows, stop=stop)
-            model = trainer.run(sources)
+            if config.partitions:
+                from .parallel import run_parallel
+                model = run_parallel(trainer, sources, threads=threads, cluster=cluster)
+            else:
+                model = trainer.run(sources)
     summary = _train_summary(model_dir, trainer, model, log, start_examples, start_bad, names)
     for p in summary["diverging_passes"]:
         h = next(h for h in log.history if h.pass_ == p)

@@ -378,6 +378,16 @@ def _pair(ctx, param, value):
 @quiet_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @click.option("--json-progress", is_flag=True, help="Progress as JSON lines on stderr (for pipelines).")
+@click.option("--partitions", type=int, default=None, metavar="K",
+              help="Cut the inputs into K partitions trained side by side and merged (a setting of the "
+                   "model).  [default: the workers of --threads/--cluster]")
+@click.option("--merge", type=click.Choice(["weighted", "avg", "sum"]), default=None,
+              help="How partitions' changes merge.  [default: weighted]")
+@click.option("--merge-every", type=int, default=None, metavar="N",
+              help="Merge every N rows of each partition.  [default: once per pass]")
+@click.option("--threads", type=int, default=None, metavar="N", help="Train the partitions on N threads.")
+@click.option("--cluster", default=None, metavar="local[:N]|tcp://HOST:PORT",
+              help="Train the partitions on Dask distributed (pip install 'ftrl-cli[cluster]').")
 @handle_errors
 def train(inputs, model_dir, config_file, keras_optimizer, mxnet_optimizer, novograd_optimizer,
           resume, force, last_good, quiet, as_json, json_progress, **settings):
@@ -389,6 +399,7 @@ def train(inputs, model_dir, config_file, keras_optimizer, mxnet_optimizer, novo
       ftrl train more.svm -m model/ --resume
       zcat big.svm.gz | ftrl train - -m model/
     """
+    threads, cluster = settings.pop("threads"), settings.pop("cluster")  # (how, not what: not settings)
     if resume and config_file:
         raise ConfigError("--resume takes its settings from the model; drop --config")
     externals = [(k, p) for k, p in (("keras", keras_optimizer), ("mxnet", mxnet_optimizer),
@@ -405,7 +416,7 @@ def train(inputs, model_dir, config_file, keras_optimizer, mxnet_optimizer, novo
     s = _api().train(inputs, model_dir, config_file=config_file, overrides=settings,
                      external=externals[0] if externals else None,
                      resume=resume, force=force, last_good=last_good, reporter=reporter,
-                     handle_signals=True)
+                     handle_signals=True, threads=threads, cluster=cluster)
     if as_json:
         _print_json(s)
     elif not quiet and not json_progress:

@@ -160,13 +160,17 @@ class Config:
     on_bad_line: str = "fail"  # fail | skip | warn
     max_bad_lines: int | None = None  # with skip/warn: fail after this many bad lines
     keep_checkpoints: int = 3
+    # --- parallel training (ftrl_cli/parallel.py, docs/parallel.md) ---
+    partitions: int = 0  # K: inputs cut into K partitions, merged every round; 0 = one process
+    merge: str = "weighted"  # weighted | avg | sum: how the partitions' changes are merged
+    merge_every: int = 0  # rows of each partition per round (0: a round is a pass)
 
     def __post_init__(self):
         validate(self)
 
     # Settings that fix the shape or meaning of the saved state: a resumed run must keep them.
     STRUCTURAL = ("bits", "dtype", "bias", "optimizer", "ema_momentum", "gradient_accumulation_steps",
-                  "batch_size", "update")
+                  "batch_size", "update", "partitions")
 
     @property
     def online(self) -> bool:
@@ -378,3 +382,6 @@ def validate(c: Config) -> None:
          f"checkpoint_seconds must be >= 0, got {c.checkpoint_seconds}")
     need(c.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {c.checkpoint_every}")
     need(c.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {c.keep_checkpoints}")
+    need(isinstance(c.partitions, int) and c.partitions >= 0, f"partitions must be >= 0, got {c.partitions!r}")
+    need(c.merge in ("weighted", "avg", "sum"), f"merge must be weighted, avg or sum, got {c.merge!r}")
+    need(isinstance(c.merge_every, int) and c.merge_every >= 0, f"merge_every must be >= 0, got {c.merge_every!r}")

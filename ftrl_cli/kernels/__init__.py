@@ -5,6 +5,7 @@
                  scoring from the state (margins_state), feature id -> slot (slots_of)
     hashing.py   MurmurHash3 of tabular cells rendered as text; sparse Parquet row checks
     floatfmt.py  %.17g text output (format_g17)
+    merge.py     merging the partitions' states of parallel training (merge_rows)
 
 Kernels take plain arrays and scalars; callers validate; each kernel says what it
 assumes. Each cache=True kernel lives in the same file as every helper it calls, since
@@ -21,6 +22,7 @@ from .ftrl import *  # noqa: F403
 from .hashing import *  # noqa: F403
 from .libsvm import *  # noqa: F403
 from .libsvm import last_newline
+from .merge import *  # noqa: F403
 
 # --------------------------------------------------------------------------------------
 # Start-up

@@ -1,0 +1,449 @@
+"""Data-parallel training by iterative parameter mixing (docs/parallel.md).
+
+    model = run_parallel(trainer, sources, threads=2)            # or cluster="local:2"
+
+The inputs are cut into K = config.partitions partitions (readers/partition.py; K is a
+setting of the model, not the number of workers). A round: every partition with rows
+left trains its next rows (all of them, or config.merge_every) from the current global
+state, with the unchanged engine and kernel, and hands back only the rows of the table
+it changed; the driver merges them (kernels/merge.py, rule config.merge), in partition
+order, into the next global state. Who runs a partition does not matter: `threads`
+(threads of this process; the kernels release the GIL) and `cluster` (Dask distributed)
+run the same function on the same inputs, so they give the same model, bit for bit.
+One partition is the embedded run, bit for bit.
+
+The driver keeps the global state and the run's record: it validates, checkpoints (after
+a round; a run resumes from rows-per-partition consumed, run.offset) and reports rows
+across all workers. Dask is imported only when a cluster is asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import Config
+from .engine import Source, Trainer, file_order, start_run
+from .errors import ConfigError, DataError, Interrupted
+from .kernels.merge import MERGE_AVG, MERGE_SUM, MERGE_WEIGHTED, merge_rows
+from .model import MAX_ALIASES, Model, State, fresh_row
+from .progress import Reporter
+from .readers.partition import Piece, Position, plan, read_partition
+from .readers.stream import read_once
+from .records import CurvePoint, InputId
+
+RULES = {"weighted": MERGE_WEIGHTED, "avg": MERGE_AVG, "sum": MERGE_SUM}
+CONNECT_TIMEOUT = 10  # seconds to reach a Dask scheduler
+RETRIES = 2  # a partition whose worker died runs again elsewhere (the driver holds the state)
+FIRST_POINT = 128
+_ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx)://\S+$")
+
+
+# ---------------------------------------------------------------------------------------
+# settings
+# ---------------------------------------------------------------------------------------
+
+def settle_config(config: Config, *, threads=None, cluster=None, resume: bool = False) -> Config:
+    """The config of a parallel run: K defaults to the workers asked for on a new model
+    (a setting from then on); refuses what has no merge rule."""
+    if threads is not None and cluster is not None:
+        raise ConfigError("give --threads or --cluster, not both")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"--threads must be >= 1, got {threads}")
+    workers = threads if threads is not None else (_cluster_workers(cluster) if cluster is not None else None)
+    if not config.partitions and workers is not None:
+        if resume:
+            raise ConfigError("this model was trained in one process (partitions 0) and --resume cannot "
+                              "change partitions; train a new model with --partitions K")
+        if workers == 0:
+            raise ConfigError(f"--cluster {cluster}: give --partitions K as well (K is a setting of the "
+                              "model, e.g. the number of workers)")
+        config = config.replace(partitions=workers)
+    if not config.partitions:
+        if config.merge_every:
+            raise ConfigError("--merge-every needs parallel training: give --partitions K, --threads N or "
+                              "--cluster")
+        return config
+    if not config.online:
+        raise ConfigError("parallel training (--partitions, --threads, --cluster) merges online FTRL states "
+                          "(z, n); the mini-batch optimizers (--batch-size > 1, --optimizer novograd, EMA, "
+                          "clipping, schedules, Keras/MXNet configs) have no merge rule: train them in one "
+                          "process (partitions 0)")
+    if config.holdout_every:
+        raise ConfigError("--holdout-every holds out rows by their place in one stream, which K partitions "
+                          "do not have; give a --validation file instead")
+    return config
+
+
+def _cluster_workers(cluster) -> int:
+    """Workers a --cluster value names: N of local:N; 0 for a scheduler address or a Client."""
+    if not isinstance(cluster, str):
+        return 0  # (a distributed.Client given by a Python caller)
+    m = re.fullmatch(r"local(?::(\d+))?", cluster)
+    if m:
+        n = int(m.group(1)) if m.group(1) else (os.cpu_count() or 1)
+        if n < 1:
+            raise ConfigError(f"--cluster {cluster}: a local cluster needs at least one worker")
+        return n
+    if _ADDRESS.match(cluster):
+        return 0
+    raise ConfigError(f"--cluster must be local, local:N or a scheduler address such as tcp://HOST:8786, "
+                      f"got {cluster!r}")
+
+
+def worker_config(config: Config) -> Config:
+    """What a partition trains with: one pass over its rows; the driver validates and
+    checkpoints."""
+    return config.replace(passes=1, validation=None, validation_every=0, holdout_every=0, early_stop=0,
+                          checkpoint_every=0, checkpoint_seconds=0.0, shuffle=False, partitions=0,
+                          merge_every=0)
+
+
+# ---------------------------------------------------------------------------------------
+# a partition's round (runs on a thread or a Dask worker)
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class Task:
+    config: Config  # worker_config(...)
+    name: str  # for messages: the partition
+    pieces: list  # [Piece]
+    position: Position
+    max_rows: int | None  # rows of this round (None: to the partition's end)
+    batch_rows: int
+    shuffle: tuple | None  # (seed, pass) when whole Parquet files shuffle their row groups
+    sums: tuple | None  # (loss, weight, positives) to continue from (the first partition)
+    curve: tuple | None  # (examples_seen, passes_done, [CurvePoint]) with one partition
+
+
+@dataclass
+class Result:
+    position: Position
+    slots: np.ndarray  # changed rows of the table
+    rows: np.ndarray
+    bias: np.ndarray
+    size: int  # the table's rows after training (it grows)
+    aliases: np.ndarray | None  # None: unchanged
+    alias_overflow: bool
+    examples: int = 0
+    sums: tuple = (0.0, 0.0, 0.0)
+    features: int = 0
+    bad_lines: int = 0
+    warnings: list = field(default_factory=list)
+    curve: list = field(default_factory=list)
+
+
+class _Collect(Reporter):
+    """A worker's reporter: warnings go back to the driver, in order."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def warn(self, message):
+        self.out.append(message)
+
+
+def train_partition(task: Task, state: State) -> Result:
+    """Train one partition's round from `state` (not modified) with the engine."""
+    c = task.config
+    model = Model(c, state.copy())
+    log = start_run(None, [InputId(task.name, None)], c)
+    if task.sums is not None:
+        log.run.loss_sum, log.run.weight_sum, log.run.pos_sum = task.sums
+    if task.curve is not None:
+        log.examples_seen, log.passes_done, curve = task.curve
+        log.curve = list(curve)
+    warnings = []
+    trainer = Trainer(c, model, log, reporter=_Collect(warnings), batch_rows=task.batch_rows)
+    pos = dataclasses.replace(task.position)
+    seen = {"rows": 0, "done": False}
+
+    def open_(on_bad=None, **_):
+        seeds = None if task.shuffle is None else (lambda piece: (*task.shuffle, piece.index))
+        for b in read_partition(task.pieces, c, pos, max_rows=task.max_rows, batch_rows=trainer.rows_per_batch,
+                                on_bad=on_bad, shuffle_seeds=seeds):
+            seen["rows"] += b.rows
+            yield b
+        r = log.run  # every batch is learned: the sums before the pass closes them
+        seen.update(done=True, sums=(r.loss_sum, r.weight_sum, r.pos_sum))
+
+    start = (log.examples_seen, len(log.curve), log.bad_lines)
+    try:
+        trainer.run([Source(task.name, None, open_)])
+    except DataError:
+        if not (seen["done"] and seen["rows"] == 0):
+            raise
+    out = trainer.model.state
+    fresh = fresh_row(c)
+    slots = out.changed_slots(state, fresh)
+    same_aliases = out.aliases.shape == state.aliases.shape and np.array_equal(out.aliases, state.aliases)
+    return Result(position=pos, slots=slots, rows=out.table[slots], bias=out.bias.copy(), size=len(out.table),
+                  aliases=None if same_aliases else out.aliases, alias_overflow=out.alias_overflow,
+                  examples=log.examples_seen - start[0] if seen["rows"] else 0,
+                  sums=seen.get("sums", task.sums or (0.0, 0.0, 0.0)), features=trainer.features,
+                  bad_lines=log.bad_lines - start[2], warnings=warnings,
+                  curve=log.curve[start[1]:] if task.curve is not None else [])
+
+
+# ---------------------------------------------------------------------------------------
+# the merge
+# ---------------------------------------------------------------------------------------
+
+def merge_states(base: State, results: list, config: Config) -> State:
+    """The next global state: base with the partitions' changed rows merged by
+    config.merge (kernels/merge.py), in the order of `results`. base may be reused."""
+    rule = RULES[config.merge]
+    fresh = fresh_row(config)
+    size = max([len(base.table)] + [r.size for r in results])
+    if size > len(base.table):
+        table = np.empty((size, base.table.shape[1]), base.table.dtype)
+        table[:len(base.table)] = base.table
+        table[len(base.table):] = fresh
+    else:
+        table = base.table  # (rows merge in place: each slot is read before it is written)
+    slots = np.concatenate([np.empty(0, np.int64)] + [np.asarray(r.slots, np.int64) for r in results])
+    rows = np.concatenate([np.empty((0, table.shape[1]), table.dtype)] + [r.rows for r in results])
+    if len(slots) and (slots.min() < 0 or slots.max() >= size or rows.dtype != table.dtype):
+        raise DataError("a partition handed back rows that do not fit the table (a worker of another ftrl "
+                        "version?)")
+    order = np.argsort(slots, kind="stable")
+    merge_rows(base.table, fresh, slots, rows, order, rule, table)
+    bias = base.bias.copy()
+    moved = [r.bias for r in results if not _same(r.bias, base.bias)]
+    if moved:
+        k = len(moved)
+        merge_rows(base.bias.reshape(1, -1), fresh, np.zeros(k, np.int64), np.stack(moved),
+                   np.arange(k), rule, bias.reshape(1, -1))
+    aliases, overflow = base.aliases, base.alias_overflow or any(r.alias_overflow for r in results)
+    new = [r.aliases for r in results if r.aliases is not None]
+    if len(new) == 1:
+        aliases = new[0]
+    elif new:
+        aliases = np.unique(np.concatenate([base.aliases] + new), axis=0)
+        if len(aliases) > MAX_ALIASES:
+            aliases, overflow = aliases[:MAX_ALIASES], True
+    return State(table, bias, base.layer.copy(), aliases, base.iterations, overflow)
+
+
+def _same(a, b) -> bool:
+    return np.array_equal(np.ascontiguousarray(a).view(np.uint8), np.ascontiguousarray(b).view(np.uint8))
+
+
+# ---------------------------------------------------------------------------------------
+# executors
+# ---------------------------------------------------------------------------------------
+
+class Threads:
+    """Partitions on threads of this process (1: one after another, in this thread)."""
+
+    def __init__(self, n: int = 1):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.n = n
+        self.pool = ThreadPoolExecutor(n, thread_name_prefix="ftrl-partition") if n > 1 else None
+        self.describe = f"{n} thread{'s' if n > 1 else ''}"
+
+    def map(self, tasks, state):
+        if self.pool is None:
+            return [train_partition(t, state) for t in tasks]
+        futures = [self.pool.submit(train_partition, t, state) for t in tasks]
+        return [f.result() for f in futures]
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskCluster:
+    """Partitions as Dask tasks: `local:N` starts N worker processes here; an address
+    connects to a running scheduler; a distributed.Client is used as it is."""
+
+    def __init__(self, cluster):
+        try:
+            import distributed
+        except ImportError:
+            raise ConfigError("--cluster needs Dask distributed: pip install 'ftrl-cli[cluster]'") from None
+        self.distributed = distributed
+        self.own_cluster = self.own_client = None
+        if not isinstance(cluster, str):
+            self.client = cluster
+        elif cluster.startswith("local"):
+            n = _cluster_workers(cluster)
+            self.own_cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                        dashboard_address=":0", silence_logs=logging.ERROR)
+            self.client = self.own_client = distributed.Client(self.own_cluster)
+        else:
+            try:
+                self.client = self.own_client = distributed.Client(cluster, timeout=CONNECT_TIMEOUT)
+            except (OSError, TimeoutError) as e:
+                raise ConfigError(f"cannot reach the Dask scheduler at {cluster} within {CONNECT_TIMEOUT} s "
+                                  f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        self.describe = f"Dask at {self.client.scheduler.address}"
+
+    def map(self, tasks, state):
+        client = self.client
+        shared = client.scatter(state, broadcast=True, hash=False)
+        futures = [client.submit(train_partition, t, shared, pure=False, retries=RETRIES) for t in tasks]
+        try:
+            return client.gather(futures)
+        except self.distributed.KilledWorker as e:
+            raise DataError(f"a worker died on every try of a partition (Dask's allowed failures; {e}); "
+                            "nothing after the last checkpoint is kept") from None
+        finally:
+            for f in futures:
+                f.release()
+            shared.release()
+
+    def close(self):
+        if self.own_client is not None:
+            self.own_client.close()
+        if self.own_cluster is not None:
+            self.own_cluster.close()
+
+
+def open_executor(threads=None, cluster=None):
+    return DaskCluster(cluster) if cluster is not None else Threads(threads or 1)
+
+
+# ---------------------------------------------------------------------------------------
+# the driver
+# ---------------------------------------------------------------------------------------
+
+def run_parallel(trainer: Trainer, sources: list, *, threads=None, cluster=None) -> Model:
+    """Train trainer's model over `sources` in config.partitions partitions, merging every
+    round; validation, checkpoints and the record stay with `trainer` (the driver's)."""
+    c, log, rep = trainer.config, trainer.log, trainer.reporter
+    run = log.run
+    k = c.partitions
+    for s in sources:
+        if s.path == "-" or read_once(s.path):
+            raise ConfigError(f"{s.path}: parallel training reads its inputs from several places; "
+                              "give files, not stdin or a FIFO")
+    if trainer.names is not None:
+        raise ConfigError("parallel training reads libsvm text and sparse Parquet; convert wide tables first "
+                          "(ftrl convert DATA data.parquet)")
+    wconfig = worker_config(c)
+    paths = [s.path for s in sources]
+    t0 = last_ckpt = time.perf_counter()
+    since_ckpt = since_eval = 0
+    stopped = False
+    executor = open_executor(threads, cluster)
+    try:
+        for p in range(run.pass_, c.passes):
+            order = file_order(len(paths), c, p)
+            parts = plan([paths[o] for o in order], order, c, k)
+            empty = sum(1 for pc in parts if not pc)
+            if empty and p == run.pass_:
+                rep.warn(f"{empty} of {k} partitions are empty (too few or unsplittable inputs for "
+                         f"--partitions {k}); they train nothing")
+            positions = [Position.start(pc, skip=run.offset) for pc in parts]
+            rep.start(f"pass {p + 1}/{c.passes}: {k} partitions on {executor.describe}", None)
+            while True:
+                live = [j for j in range(k) if positions[j].piece < len(parts[j])]
+                if not live:
+                    break
+                tasks = [Task(wconfig, _name(parts[j], j, k), parts[j], positions[j], c.merge_every or None,
+                              trainer.rows_per_batch, (c.seed, p) if c.shuffle else None,
+                              (run.loss_sum, run.weight_sum, run.pos_sum) if j == live[0] else None,
+                              (log.examples_seen, log.passes_done, list(log.curve)) if k == 1 else None)
+                         for j in live]
+                results = executor.map(tasks, trainer.model.state)
+                trainer.model.state = merge_states(trainer.model.state, results, c)
+                for j, r in zip(live, results):
+                    positions[j] = r.position
+                rows = _account(trainer, results, k)
+                loss_before = run.loss_sum
+                run.loss_sum, run.weight_sum, run.pos_sum = _add_sums(results)
+                if k > 1:
+                    _curve_point(trainer, time.perf_counter() - t0)
+                rep.advance(0, rows, run.loss_sum - loss_before)
+                if c.merge_every:
+                    run.offset += c.merge_every  # rows into every partition (a resume skips them)
+                since_ckpt += rows
+                since_eval += rows
+                if c.validation_every and since_eval >= c.validation_every:
+                    since_eval = 0
+                    if trainer.evaluate(log.passes_done + 1):
+                        stopped = True
+                        break
+                due = (c.checkpoint_every and since_ckpt >= c.checkpoint_every) or (
+                    c.checkpoint_seconds and time.perf_counter() - last_ckpt >= c.checkpoint_seconds)
+                if trainer.stop.signum is not None or due:
+                    since_ckpt, last_ckpt = 0, time.perf_counter()
+                    trainer.checkpoint()
+                    if trainer.stop.signum is not None:
+                        code = 130 if trainer.stop.signum == signal.SIGINT else 143
+                        raise Interrupted(f"interrupted: checkpoint written after {log.examples_seen:,} "
+                                          "examples; continue with --resume", code)
+            rep.end_input()
+            if stopped:
+                break
+            trainer.end_pass()
+            if trainer.evaluate(log.passes_done):
+                stopped = True
+                break
+            run.pass_, run.file, run.offset, run.line = p + 1, 0, 0, 0
+        trainer.stopped_early = stopped
+        trainer.finish()
+    finally:
+        rep.close()
+        executor.close()
+        trainer.seconds = time.perf_counter() - t0
+    return trainer.model
+
+
+def _name(pieces, j, k) -> str:
+    first = pieces[0].path if pieces else "(empty)"
+    return f"{first} [partition {j + 1} of {k}]"
+
+
+def _account(trainer, results, k) -> int:
+    """Add the round's rows, features, skipped lines, warnings (and with one partition its
+    curve points) to the driver's record; returns the rows."""
+    log, rep = trainer.log, trainer.reporter
+    rows = 0
+    for r in results:
+        rows += r.examples
+        trainer.features += r.features
+        log.bad_lines += r.bad_lines
+        for w in r.warnings:
+            rep.warn(w)
+        if k == 1:
+            for point in r.curve:
+                log.curve.append(point)
+                rep.point(point.to_json())
+    log.run.examples += rows
+    log.examples_seen += rows
+    return rows
+
+
+def _add_sums(results) -> tuple:
+    """The pass's running sums: the first partition continued them; the others' are
+    added in partition order."""
+    loss, weight, pos = results[0].sums
+    for r in results[1:]:
+        loss, weight, pos = loss + r.sums[0], weight + r.sums[1], pos + r.sums[2]
+    return loss, weight, pos
+
+
+def _curve_point(trainer, seconds) -> None:
+    """With K > 1, a curve point after a round when the example count has doubled."""
+    log, run = trainer.log, trainer.log.run
+    last = log.curve[-1].examples if log.curve else 0
+    if log.examples_seen < max(FIRST_POINT, 2 * last) or run.weight_sum <= 0 or len(log.curve) >= 200:
+        return
+    point = CurvePoint(examples=int(log.examples_seen), pass_=log.passes_done + 1,
+                       train_logloss=float(run.loss_sum / run.weight_sum), seconds=seconds)
+    log.curve.append(point)
+    trainer.reporter.point(point.to_json())
+
+
+__all__ = ["RULES", "Piece", "Task", "Result", "settle_config", "worker_config", "train_partition",
+           "merge_states", "Threads", "DaskCluster", "open_executor", "run_parallel"]

@@ -1,0 +1,319 @@
+"""Data-parallel training (ftrl_cli/parallel.py, readers/partition.py, kernels/merge.py):
+one partition is the embedded run bit for bit; partitions cover every row once; the merge
+rules match a plain-Python transcription of docs/parallel.md; threads and Dask give the
+same model; what has no merge rule is refused."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ftrl_cli import api, checkpoint, parallel
+from ftrl_cli.cli import main
+from ftrl_cli.config import Config
+from ftrl_cli.errors import ConfigError, DataError
+from ftrl_cli.model import State
+from ftrl_cli.readers import convert_to_parquet, open_batches
+from ftrl_cli.readers.partition import Position, plan, read_partition
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+A9A = os.path.join(DATA, "a9a_head2000.svm")
+A9A_T = os.path.join(DATA, "a9a_t_head500.svm")
+BLANK = os.path.join(DATA, "w8a_head1000_blank.svm")
+GZ = os.path.join(DATA, "rcv1_small_500.libsvm.gz")
+
+
+def train(tmp_path, name, inputs, **kw):
+    overrides = kw.pop("overrides", {})
+    summary = api.train(inputs, tmp_path / name, overrides=overrides, **kw)
+    model, log = checkpoint.load(tmp_path / name)
+    return model, log, summary
+
+
+# ---------------------------------------------------------------------------------------
+# exactness
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("settings", [
+    {"passes": 2, "validation": A9A_T},
+    {"passes": 2, "dtype": "float32", "l1": 0.5, "merge_every": 300},
+    {"shuffle": True, "seed": 3, "l2_shrinkage": 0.1, "bits": 8},  # (ids >= 2**8 hashed: aliases)
+])
+def test_one_partition_is_the_embedded_run_bit_for_bit(tmp_path, settings):
+    inputs = [A9A, BLANK]
+    embedded = {k: v for k, v in settings.items() if k != "merge_every"}
+    m0, log0, s0 = train(tmp_path, "embedded", inputs, overrides=embedded)
+    m1, log1, s1 = train(tmp_path, "k1", inputs, overrides={**settings, "partitions": 1})
+    assert m1.state == m0.state
+    assert log1.history == log0.history and log1.evals == log0.evals
+    assert [(c.examples, c.train_logloss) for c in log1.curve] == [(c.examples, c.train_logloss) for c in log0.curve]
+    assert s1["features"] == s0["features"] and m1.config.partitions == 1
+
+
+def test_threads_are_deterministic_and_mix_the_partitions(tmp_path):
+    a, log_a, _ = train(tmp_path, "a", [A9A], overrides={"passes": 2}, threads=2)
+    b, log_b, _ = train(tmp_path, "b", [A9A], overrides={"passes": 2, "partitions": 2})  # (one thread)
+    e, _, _ = train(tmp_path, "e", [A9A], overrides={"passes": 2})
+    assert a.config.partitions == 2 and a.state == b.state and log_a.history == log_b.history
+    assert a.state != e.state
+    assert log_a.history[0].examples == 2000  # every row, once per pass
+
+
+def test_k_partitions_stay_close_to_the_embedded_run(tmp_path):
+    """Held-out log loss on a9a within 0.5 % of the embedded run (K=2, `sum` merged every
+    100 rows per partition: docs/parallel.md has the table for other settings)."""
+    train(tmp_path, "e", [A9A])
+    base = api.evaluate(tmp_path / "e", [A9A_T])["logloss"]
+    train(tmp_path, "k2", [A9A], overrides={"partitions": 2, "merge": "sum", "merge_every": 100}, threads=2)
+    ll = api.evaluate(tmp_path / "k2", [A9A_T])["logloss"]
+    assert ll != base and abs(ll / base - 1) < 0.005
+
+
+# ---------------------------------------------------------------------------------------
+# partitions
+# ---------------------------------------------------------------------------------------
+
+def _rows(batches):
+    out = []
+    for b in batches:
+        for r in range(b.rows):
+            lo, hi = b.indptr[r], b.indptr[r + 1]
+            out.append((b.labels[r], tuple(b.ids[lo:hi]), tuple(b.values[lo:hi])))
+    return out
+
+
+def _whole(paths, config):
+    return [row for p in paths for row in _rows(open_batches(p, config))]
+
+
+@pytest.mark.parametrize("paths,k,every", [([BLANK], 3, None), ([BLANK], 7, 61), ([A9A, BLANK], 5, 250),
+                                           ([A9A, BLANK, A9A_T], 2, None), ([GZ], 2, 100)])
+def test_partitions_hold_every_row_once_in_order(paths, k, every):
+    config = Config()
+    parts = plan(paths, list(range(len(paths))), config, k)
+    assert len(parts) == k
+    got = []
+    for pieces in parts:
+        pos = Position.start(pieces)
+        while pos.piece < len(pieces):  # rounds of `every` rows
+            rows = _rows(read_partition(pieces, config, pos, max_rows=every, batch_rows=100))
+            assert every is None or len(rows) <= every
+            got += rows
+        if every:  # a resume skips the rows consumed: the same rows follow
+            again = _rows(read_partition(pieces, config, Position.start(pieces, skip=every), batch_rows=64))
+            first = _rows(read_partition(pieces, config, Position.start(pieces), batch_rows=64))
+            assert again == first[every:]
+    assert got == _whole(paths, config)
+    if len(paths) == 1 and paths[0] != GZ:
+        assert all(parts) and any(p.stop is not None for pieces in parts for p in pieces)  # cut inside
+
+
+def test_parquet_partitions_are_row_groups(tmp_path):
+    config = Config()
+    out = str(tmp_path / "a9a.parquet")
+    convert_to_parquet(open_batches(A9A, config), out, row_group_rows=300)
+    parts = plan([out], [0], config, 3)
+    cuts = [p.start for pieces in parts for p in pieces]
+    assert all(c % 300 == 0 for c in cuts) and len(set(cuts)) == 3
+    got = [row for pieces in parts for row in _rows(read_partition(pieces, config, Position.start(pieces),
+                                                                   max_rows=None, batch_rows=128))]
+    assert got == _whole([out], config)
+
+
+def test_an_unsplittable_input_leaves_a_partition_empty_and_says_so(tmp_path):
+    warnings = []
+
+    class R(api.Reporter):
+        def warn(self, message):
+            warnings.append(message)
+
+    m, _, s = train(tmp_path, "gz", [GZ], overrides={"partitions": 2}, reporter=R())
+    e, _, _ = train(tmp_path, "e", [GZ])
+    assert m.state == e.state and any("1 of 2 partitions are empty" in w for w in warnings)
+
+
+def test_a_bad_line_is_named_as_the_embedded_run_names_it(tmp_path):
+    lines = open(A9A).read().splitlines()
+    lines[1500] = "1 3:x"
+    bad = tmp_path / "bad.svm"
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as embedded:
+        api.train([str(bad)], tmp_path / "e")
+    with pytest.raises(DataError) as par:
+        api.train([str(bad)], tmp_path / "p", threads=2)
+    assert str(par.value) == str(embedded.value) and ":1501:" in str(par.value)
+
+
+# ---------------------------------------------------------------------------------------
+# the merge
+# ---------------------------------------------------------------------------------------
+
+def reference_merge(base, fresh, parts, rule, dtype):
+    """docs/parallel.md, row by row in plain Python: parts = [(slots, rows)] in partition order."""
+    size = max([len(base)] + [int(s.max()) + 1 for s, _ in parts if len(s)])
+    out = [list(map(float, base[i])) if i < len(base) else list(map(float, fresh)) for i in range(size)]
+    touched = {}
+    for slots, rows in parts:
+        for s, row in zip(slots, rows):
+            touched.setdefault(int(s), []).append([float(x) for x in row])
+    for s, rs in touched.items():
+        if len(rs) == 1:
+            out[s] = rs[0]
+            continue
+        b = [float(x) for x in (base[s] if s < len(base) else fresh)]
+        dn = [r[1] - b[1] for r in rs]
+        total = 0.0
+        for d in dn:
+            total += d
+        weighted = rule == "weighted" and total > 0
+        new = []
+        for c in range(2):
+            acc = 0.0
+            for r, d_n in zip(rs, dn):
+                acc += (d_n / total) * (r[c] - b[c]) if weighted else (r[c] - b[c])
+            if rule == "avg" or (rule == "weighted" and not weighted):
+                acc = acc / len(rs)
+            new.append(b[c] + acc)
+        out[s] = new
+    return np.array(out, dtype=dtype)
+
+
+@pytest.mark.parametrize("rule", ["weighted", "avg", "sum"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_merge_rules_match_a_plain_python_transcription(rule, dtype):
+    rng = np.random.default_rng(7)
+    config = Config(merge=rule, dtype=dtype)
+    base = np.column_stack([rng.normal(size=40), rng.exponential(size=40)]).astype(dtype)
+    fresh = np.zeros(2, dtype)
+    parts = []
+    for _ in range(3):
+        slots = np.sort(rng.choice(48, size=20, replace=False)).astype(np.int64)  # (some past the table)
+        start = np.array([base[s] if s < 40 else fresh for s in slots], np.float64)
+        rows = start + np.column_stack([rng.normal(size=20), rng.exponential(size=20)])
+        rows[:3, 1] = start[:3, 1]  # n did not move, z did (shrinkage, or g^2 lost to rounding)
+        parts.append((slots, rows.astype(dtype)))
+    # a coordinate one partition changed, where re-adding its change would not give its value
+    only = 35
+    z0 = float(np.asarray(0.1, dtype))
+    cands = np.random.default_rng(0).normal(size=1000).astype(dtype)  # (float32: re-adding is exact in float64)
+    zk = next((x for x in cands if z0 + (float(x) - z0) != float(x)), cands[0])
+    base[only] = (z0, 1.0)
+    parts = [(s[s != only], r[s != only]) for s, r in parts]
+    parts[0] = (np.append(parts[0][0], only), np.vstack([parts[0][1], [[zk, 2.0]]]).astype(dtype))
+    results = [parallel.Result(position=Position(), slots=s, rows=r, bias=np.zeros(2, dtype),
+                               size=int(s.max()) + 1, aliases=None, alias_overflow=False) for s, r in parts]
+    state = State(base.copy(), np.zeros(2, dtype), np.zeros(4), np.empty((0, 2), np.int64))
+    merged = parallel.merge_states(state, results, config)
+    want = reference_merge(base, fresh, parts, rule, dtype)
+    assert merged.table.dtype == np.dtype(dtype)
+    assert np.array_equal(merged.table.view(np.uint8), want.view(np.uint8))
+    assert merged.table[only, 0] == zk
+
+
+# ---------------------------------------------------------------------------------------
+# refusals, settings, the command line
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kw,words", [
+    ({"overrides": {"batch_size": 32}, "threads": 2}, "no merge rule"),
+    ({"overrides": {"optimizer": "novograd", "batch_size": 8}, "threads": 2}, "no merge rule"),
+    ({"overrides": {"holdout_every": 10}, "threads": 2}, "--validation file"),
+    ({"threads": 2, "cluster": "local:2"}, "not both"),
+    ({"threads": 0}, "--threads must be >= 1"),
+    ({"cluster": "spark://x"}, "--cluster must be"),
+    ({"cluster": "tcp://127.0.0.1:8786"}, "give --partitions K"),
+    ({"overrides": {"merge_every": 100}}, "--merge-every needs"),
+])
+def test_what_has_no_rule_is_refused_in_one_line(tmp_path, kw, words):
+    with pytest.raises(ConfigError) as e:
+        api.train([A9A], tmp_path / "m", **kw)
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_resume_keeps_k_and_refuses_to_add_it(tmp_path):
+    api.train([A9A], tmp_path / "e")
+    with pytest.raises(ConfigError, match="partitions 0"):
+        api.train([A9A_T], tmp_path / "e", resume=True, threads=2)
+    api.train([A9A], tmp_path / "p", threads=2)
+    with pytest.raises(ConfigError, match="cannot change partitions"):
+        api.train([A9A_T], tmp_path / "p", resume=True, overrides={"partitions": 3})
+    api.train([A9A_T], tmp_path / "p", resume=True)  # K = 2 from the model, on one thread
+    assert checkpoint.load(tmp_path / "p")[0].config.partitions == 2
+
+
+def test_a_killed_driver_resumes_from_its_last_merged_checkpoint(tmp_path, monkeypatch):
+    settings = {"partitions": 2, "merge_every": 200, "checkpoint_every": 400, "passes": 2}
+    whole, whole_log, _ = train(tmp_path, "whole", [A9A, BLANK], overrides=settings)
+    save, calls = checkpoint.save, []
+
+    def dies_after_third(*a, **kw):
+        out = save(*a, **kw)
+        calls.append(out)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # (the driver killed right after a checkpoint)
+        return out
+
+    monkeypatch.setattr(checkpoint, "save", dies_after_third)
+    with pytest.raises(KeyboardInterrupt):
+        api.train([A9A, BLANK], tmp_path / "cut", overrides=settings, threads=2)
+    monkeypatch.setattr(checkpoint, "save", save)
+    api.train([A9A, BLANK], tmp_path / "cut", resume=True, threads=2)
+    model, log = checkpoint.load(tmp_path / "cut")
+    assert model.state == whole.state and log.history == whole_log.history
+
+
+def test_cli_threads_records_k(tmp_path):
+    r = CliRunner().invoke(main, ["train", A9A, "-m", str(tmp_path / "m"), "--threads", "2", "--merge", "avg",
+                                  "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["examples"] == 2000
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["partitions"] == 2 and cfg["merge"] == "avg" and cfg["merge_every"] == 0
+    r = CliRunner().invoke(main, ["train", A9A, "-m", str(tmp_path / "n"), "--threads", "2", "--batch-size", "8"])
+    assert r.exit_code == 2 and "no merge rule" in r.output
+
+
+def test_plain_ftrl_never_imports_dask(tmp_path):
+    code = ("import sys; from ftrl_cli.cli import main\n"
+            f"try: main(['train', {A9A!r}, '-m', {str(tmp_path / 'm')!r}, '--threads', '2', '-q'])\n"
+            "except SystemExit as e: assert e.code == 0, e\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# ---------------------------------------------------------------------------------------
+# Dask distributed (optional extra)
+# ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") \
+            as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def test_threads_and_dask_give_the_same_model(tmp_path, client):
+    settings = {"partitions": 3, "passes": 2, "merge_every": 150, "validation": A9A_T}
+    t, t_log, _ = train(tmp_path, "threads", [A9A, BLANK], overrides=settings, threads=2)
+    d, d_log, _ = train(tmp_path, "dask", [A9A, BLANK], overrides=settings, cluster=client)
+    assert t.state == d.state and t_log.history == d_log.history and t_log.evals == d_log.evals
+
+
+def test_a_scheduler_that_cannot_be_reached_is_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT", 1)
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9 within 1 s"):
+        api.train([A9A], tmp_path / "m", cluster="tcp://127.0.0.1:9", overrides={"partitions": 2})
+
+
+def test_worker_processes_give_the_threads_model(tmp_path):
+    """A real LocalCluster (two worker processes, pickles between them)."""
+    pytest.importorskip("distributed")
+    t, _, _ = train(tmp_path, "threads", [A9A], overrides={"merge_every": 500}, threads=2)
+    d, _, _ = train(tmp_path, "procs", [A9A], overrides={"merge_every": 500}, cluster="local:2")
+    assert d.config.partitions == 2 and t.state == d.state
