@@ -52,5 +52,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_bench.py $(BENCH_ARGS)
 
+# Held-out quality of train, tune and the peers on ../shared/data (minutes; not part of test).
+.PHONY: quality
+quality: $(STAMP)
+	$(BIN)/python bench/quality.py $(QUALITY_ARGS)
+
 clean:
 	rm -rf build .pytest_cache

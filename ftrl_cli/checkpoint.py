@@ -43,12 +43,13 @@ MANIFEST = "manifest.json"
 CONFIG = "config.json"
 BEST = "best.npz"
 NAMES = "names.tsv"
+TUNE = "tune.json"  # `ftrl tune`: every setting's results (the model is the best one)
 LOCK = ".lock"
 MODEL_FORMAT = "ftrl-model"
 MANIFEST_VERSION = 2  # 1: every checkpoint in "checkpoints" (ftrl 0.1 before the engine)
 _CKPT = re.compile(r"ckpt-(\d{6,})\.npz\Z")
-_OWN_FILES = (MANIFEST, CONFIG, BEST, NAMES, LOCK)
-_TMP = re.compile(r"\.(ckpt-\d{6,}\.npz|manifest\.json|config\.json|best\.npz|names\.tsv)\.\w+\.tmp\Z")
+_OWN_FILES = (MANIFEST, CONFIG, BEST, NAMES, LOCK, TUNE)
+_TMP = re.compile(r"\.(ckpt-\d{6,}\.npz|manifest\.json|config\.json|best\.npz|names\.tsv|tune\.json)\.\w+\.tmp\Z")
 
 
 def _now() -> str:
@@ -137,6 +138,9 @@ def read_manifest(model_dir) -> dict:
     best = m.get("best")
     if best is not None and (not isinstance(best, dict) or best.get("file") != BEST):
         raise ModelError(f"{path}: 'best' must name {BEST}")
+    tune = m.get("tune")
+    if tune is not None and (not isinstance(tune, dict) or tune.get("file") != TUNE):
+        raise ModelError(f"{path}: 'tune' must name {TUNE}")
     return m
 
 
@@ -403,6 +407,7 @@ def save(model_dir, model: Model, log: TrainingLog, names=None) -> str:
         m["checkpoints"] = served[-keep:]
         m.pop("pending", None)
         best = m.pop("best", None)
+        tune = m.pop("tune", None) if pending.get("replaces") else None  # (a replaced model's sweep)
         _write_manifest(model_dir, m)  # the commit
         write_config(model_dir, model.config)
         if names is not None:
@@ -411,6 +416,8 @@ def save(model_dir, model: Model, log: TrainingLog, names=None) -> str:
             _unlink(model_dir, NAMES)
         if best is not None:
             _unlink(model_dir, BEST)
+        if tune is not None:
+            _unlink(model_dir, TUNE)
     for e in dropped:
         _unlink(model_dir, e["file"])
     return name
@@ -505,6 +512,16 @@ def save_best(model_dir, model: Model, best) -> None:
     digest, _ = _write_state(os.path.join(model_dir, BEST), model.state, {"best": best}, model.config)
     m = read_manifest(model_dir)
     m["best"] = {"file": BEST, "sha256": digest, **best}
+    _write_manifest(model_dir, m)
+
+
+def save_tune(model_dir, results: dict) -> None:
+    """`ftrl tune`'s results for every setting, beside the best model it committed; listed
+    in the manifest with its checksum (a later --force run removes it)."""
+    data = (json.dumps(results, indent=2, allow_nan=False) + "\n").encode()
+    write_bytes(os.path.join(model_dir, TUNE), data)
+    m = read_manifest(model_dir)
+    m["tune"] = {"file": TUNE, "sha256": hashlib.sha256(data).hexdigest()}
     _write_manifest(model_dir, m)
 
 

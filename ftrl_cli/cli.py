@@ -491,6 +491,73 @@ def _summary_text(s) -> str:
     return "\n".join(lines)
 
 
+@main.command()
+@inputs_argument
+@model_option
+@click.option("--grid", "grids", multiple=True, metavar="NAME=V1,V2,...",
+              help="Values to sweep for one setting (repeat for several: every combination is trained), "
+                   "e.g. --grid alpha=0.02,0.05,0.1 --grid l1=0,1.  [default: an automatic grid]")
+@click.option("--holdout", "holdout_mode", type=click.Choice(["tail", "every", "none"]), default=None,
+              help="Rows to rank on: the tail of the data, every Nth row (--holdout-every N), or none "
+                   "(one pass, progressive validation loss).  [default: tail]")
+@click.option("--holdout-fraction", type=float, default=None,
+              help="Share of the rows in the tail hold-out.  [default: 0.1]")
+@click.option("--max-passes", type=int, default=None, help="Cap of the automatic passes.  [default: 10]")
+@click.option("--patience", type=int, default=None,
+              help="A setting stops after this many passes without improvement.  [default: 1]")
+@click.option("--min-improvement", type=float, default=None,
+              help="Smallest change of --metric that counts as an improvement.  [default: 0.0001]")
+@click.option("--keep", type=float, default=None,
+              help="Share of the settings that go on after each pass (successive halving).  [default: 0.5]")
+@click.option("--refit/--no-refit", default=None,
+              help="Train the best setting again, for its best number of passes, on all the rows (hold-out "
+                   "included), or keep the model the hold-out scored.  [default: --refit]")
+@click.option("--select", type=click.Choice(["1se", "best"]), default=None,
+              help="Winner: the most regularized candidate within one standard error of the lowest hold-out "
+                   "log loss (1se), or the lowest (best).  [default: 1se]")
+@click.option("--max-memory", default=None, metavar="SIZE",
+              help="Memory the states may take (e.g. 2G, 500M).  [default: 80% of the memory available]")
+@click.option("--threads", type=int, default=None, help="Training threads.  [default: 2 with two CPUs]")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Start every setting from a config.json's settings; flags override it.")
+@click.option("--force", is_flag=True, help="Replace an existing model in the directory.")
+@settings_options
+@quiet_option
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+@handle_errors
+def tune(inputs, model_dir, grids, holdout_mode, holdout_fraction, max_passes, patience, min_improvement,
+         keep, refit, select, max_memory, threads, config_file, force, quiet, as_json, **settings):
+    """Train several settings side by side over one read of DATA per pass, rank them on a
+    hold-out, and write the best model to DIR (its settings: DIR/config.json; every
+    setting's results: DIR/tune.json). See docs/tune.md.
+
+    \b
+    Example:
+      ftrl tune train.svm -m model/
+      ftrl tune train.svm -m model/ --grid alpha=0.02,0.05,0.1,0.2,0.5 --grid l1=0,1
+      ftrl tune train.svm -m model/ --holdout-every 10 --metric auc --no-refit
+    """
+    api = _api()
+    from . import tune as T
+
+    settings["learning_rate_schedule"] = _json_arg(settings["learning_rate_schedule"], "--lr-schedule")
+    every = settings.pop("checkpoint_every")
+    if every:
+        settings.update(every)
+    opts = T.options_from_flags(holdout=holdout_mode, holdout_every=settings.pop("holdout_every"),
+                                holdout_fraction=holdout_fraction, passes=settings.pop("passes"),
+                                metric=settings.pop("metric"), grid=T.parse_grid(grids), max_passes=max_passes,
+                                patience=patience, min_improvement=min_improvement, keep=keep, refit=refit,
+                                select=select,
+                                max_memory=max_memory, threads=threads)
+    base = api.resolve_config(model_dir, config_file=config_file, overrides=settings)
+    r = T.tune(inputs, model_dir, opts, base, force=force, reporter=make_reporter(quiet))
+    if as_json:
+        _print_json(r)
+    elif not quiet:
+        click.echo(T.table_text(r), err=True)
+
+
 KINDS = ("proba", "margin", "label")
 
 

@@ -149,11 +149,14 @@ class Trainer:
     names: the NameMap of a wide-table run (saved beside each checkpoint).
     finalize: at the end, let the EMA replace the weights (Keras's finalize step); the
       estimator keeps training the raw state and finalizes a copy instead.
+    holdout: rows to hold out instead of config.holdout_every's (a PassHoldout: the same
+      rows in every pass, as `ftrl tune` holds them out).
     """
 
     def __init__(self, config: Config, model: Model, log: TrainingLog, *, store=None,
                  reporter: Reporter | None = None, validation: Source | None = None, names=None,
-                 batch_rows: int = BATCH_ROWS, stop: StopFlag | None = None, finalize: bool = True):
+                 batch_rows: int = BATCH_ROWS, stop: StopFlag | None = None, finalize: bool = True,
+                 holdout=None):
         self.config = config
         self.model = model
         self.log = log
@@ -183,7 +186,10 @@ class Trainer:
         self._y = np.empty(rows)
         self._sw = np.empty(rows)
         self._margins = np.empty(rows)
-        self.holdout = Holdout(c.holdout_every, log) if c.holdout_every else None
+        if holdout is not None:  # (a sweep's own hold-out: PassHoldout)
+            self.holdout = holdout
+        else:
+            self.holdout = Holdout(c.holdout_every, log) if c.holdout_every else None
 
     # ---- the run ------------------------------------------------------------------------
     def run(self, sources: list[Source]) -> Model:
@@ -492,6 +498,37 @@ class Holdout:
         y = np.concatenate(self.y) if self.y else np.empty(0)
         self.m, self.y = [], []
         return m, y
+
+
+class PassHoldout(Holdout):
+    """The same rows held out in every pass, counted from the start of the pass (what a
+    sweep ranks settings on): every Nth row of the pass (every=N), or every row from the
+    0-based row `tail_from` of the pass on (the tail of a time-ordered stream). Scored like
+    Holdout's rows; take() at the end of each pass also starts the count of the next.
+
+    (Holdout counts rows over the whole run, so with several passes and a row count that
+    is not a multiple of N it holds other rows out in each pass.)
+    """
+
+    def __init__(self, log: TrainingLog, every: int = 0, tail_from: int | None = None):
+        super().__init__(every, log)
+        if (every > 1) == (tail_from is not None):
+            raise ValueError("PassHoldout takes every (>= 2) or tail_from")
+        self.tail_from = tail_from
+        self.row = 0  # rows of the pass seen so far
+
+    def held(self, b: Batch) -> np.ndarray:
+        start = self.row
+        self.row += b.rows
+        self.log.run.stream_row += b.rows
+        idx = np.arange(start, start + b.rows)
+        if self.tail_from is not None:
+            return idx >= self.tail_from
+        return ((idx + 1) % self.every) == 0
+
+    def take(self):
+        self.row = 0
+        return super().take()
 
 
 def select_rows(b: Batch, keep: np.ndarray) -> Batch:
