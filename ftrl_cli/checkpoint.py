@@ -36,7 +36,7 @@ import numpy as np
 from .atomic import atomic_writer
 from .config import Config
 from .errors import ConfigError, DataError, ModelError
-from .model import Model, State, layout
+from .model import Model, State, fresh_row, layout, table_of_rows
 from .records import TrainingLog
 
 MANIFEST = "manifest.json"
@@ -46,7 +46,9 @@ NAMES = "names.tsv"
 TUNE = "tune.json"  # `ftrl tune`: every setting's results (the model is the best one)
 LOCK = ".lock"
 MODEL_FORMAT = "ftrl-model"
-MANIFEST_VERSION = 2  # 1: every checkpoint in "checkpoints" (ftrl 0.1 before the engine)
+# 3: checkpoints hold the used slots only (slots, rows, size); 2: dense st, settings in each
+# checkpoint, a run in progress is "pending"; 1: every checkpoint in "checkpoints" (ftrl 0.1)
+MANIFEST_VERSION = 3
 _CKPT = re.compile(r"ckpt-(\d{6,})\.npz\Z")
 _OWN_FILES = (MANIFEST, CONFIG, BEST, NAMES, LOCK, TUNE)
 _TMP = re.compile(r"\.(ckpt-\d{6,}\.npz|manifest\.json|config\.json|best\.npz|names\.tsv|tune\.json)\.\w+\.tmp\Z")
@@ -434,7 +436,9 @@ def _unlink(model_dir, name) -> None:
 def check_finite(model: Model, log: TrainingLog, where: str) -> None:
     """A state that is not finite is an error, before it reaches a checkpoint."""
     st = model.state
-    if not (np.isfinite(st.table).all() and np.isfinite(st.bias).all() and np.isfinite(st.layer).all()):
+    step = 1 << 16  # (in chunks: no table-sized temporary)
+    table_finite = all(np.isfinite(st.table[a:a + step]).all() for a in range(0, len(st.table), step))
+    if not (table_finite and np.isfinite(st.bias).all() and np.isfinite(st.layer).all()):
         raise DataError(f"training diverged: the model's state is not finite after {log.examples_seen:,} "
                         f"examples ({where}); nothing was saved from this point, the last checkpoint is "
                         "intact; lower --alpha, scale large feature values, or check the data")
@@ -486,18 +490,21 @@ class _HashingWriter:
         self.f.flush()
 
 
-def _write_state(path, state: State, meta: dict, config: Config | None = None):
+def _write_state(path, state: State, meta: dict, config: Config):
     """Write the state, a JSON meta record and the settings atomically; returns (sha256
-    hex, bytes)."""
-    extra = {} if config is None else {"config": np.frombuffer(config.to_json().encode(), np.uint8)}
+    hex, bytes). The table is stored sparse: the slots whose row is not bit for bit the
+    fresh row (sorted), their rows, and the table's size, so that a file's size follows
+    what was learned, not 2**bits (format 3; docs/model-format.md)."""
+    slots = state.used_slots(fresh_row(config, state.table.dtype))
     meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
     w = None
     try:
         with atomic_writer(path, follow_links=False) as f:
             w = _HashingWriter(f)
-            np.savez(w, st=state.table, bst=state.bias, ls=state.layer,
-                     alias=state.aliases, iterations=np.array([state.iterations], np.int64), meta=meta_bytes,
-                     **extra)
+            np.savez(w, slots=slots, rows=state.table[slots], size=np.array([len(state.table)], np.int64),
+                     bst=state.bias, ls=state.layer, alias=state.aliases,
+                     iterations=np.array([state.iterations], np.int64), meta=meta_bytes,
+                     config=np.frombuffer(config.to_json().encode(), np.uint8))
     except OSError as e:
         raise _write_error(path, e) from None
     finally:
@@ -555,8 +562,9 @@ def _entry_path(model_dir, entry) -> str:
     return path
 
 
-def _load_entry(model_dir, entry, config: Config | None):
-    """(Model, meta dict) of a manifest entry, checked: sha256, arrays, settings."""
+def _load_entry(model_dir, entry, config: Config | None, lean: bool = False):
+    """(Model, meta dict) of a manifest entry, checked: sha256, arrays, settings. lean: the
+    model is for scoring, not training (model.table_of_rows)."""
     path = _entry_path(model_dir, entry)
     try:
         with open(path, "rb", opener=lambda p, fl: os.open(p, fl | os.O_NOFOLLOW)) as f:
@@ -569,7 +577,11 @@ def _load_entry(model_dir, entry, config: Config | None):
         raise ModelError(f"{path}: checksum mismatch (truncated or corrupted checkpoint)")
     try:
         with _open_npz(path) as z:
-            arrays = {k: z[k] for k in ("st", "bst", "ls", "alias", "iterations", "meta")}
+            sparse = "slots" in z.files  # format 3: the used slots; 1 and 2: the dense table st
+            if sparse and "st" in z.files:
+                raise ValueError("it holds both a dense table (st) and a sparse one (slots)")
+            table_keys = ("slots", "rows", "size") if sparse else ("st",)
+            arrays = {k: z[k] for k in table_keys + ("bst", "ls", "alias", "iterations", "meta")}
             stored = z["config"] if "config" in z.files else None
         meta = json.loads(arrays["meta"].tobytes().decode())
     except _NPZ_ERRORS as e:
@@ -578,19 +590,33 @@ def _load_entry(model_dir, entry, config: Config | None):
         config = _config_from_bytes(stored, path)
     elif config is None:
         config = read_config(model_dir)
-    st, bst, ls, alias = arrays["st"], arrays["bst"], arrays["ls"], arrays["alias"]
+    bst, ls, alias = arrays["bst"], arrays["ls"], arrays["alias"]
     dt = np.dtype(config.dtype)
     k = layout(config)["K"]
-    size = st.shape[0] if st.ndim == 2 else -1
-    if (st.ndim != 2 or st.shape[1] != k or st.dtype != dt or size < 1 or size & (size - 1)
+    if sparse:
+        slots, rows, n = arrays["slots"], arrays["rows"], arrays["size"]
+        size = int(n[0]) if n.shape == (1,) and n.dtype == np.int64 else -1
+        table_ok = slots.ndim == 1 and slots.dtype == np.int64 and rows.shape == (len(slots), k) and rows.dtype == dt
+        shown = f"{len(slots) if slots.ndim == 1 else slots.shape} slots, rows {rows.shape} {rows.dtype}, size {size}"
+    else:
+        st = arrays["st"]
+        size = st.shape[0] if st.ndim == 2 else -1
+        table_ok = st.ndim == 2 and st.shape[1] == k and st.dtype == dt
+        shown = f"{st.shape} {st.dtype}"
+    if (not table_ok or size < 1 or size & (size - 1)
             or size > (1 << config.bits) or bst.shape != (k,) or bst.dtype != dt
             or ls.shape != (4,) or ls.dtype != np.float64 or arrays["iterations"].shape != (1,)
             or arrays["iterations"].dtype != np.int64 or arrays["iterations"][0] < 0
             or alias.ndim != 2 or alias.shape[1] != 2 or alias.dtype != np.int64):
         raise ModelError(f"{path}: state arrays do not match its settings "
-                         f"(table {st.shape} {st.dtype}, expected (2**k <= 2**{config.bits}, {k}) {dt})")
+                         f"(table {shown}, expected (2**k <= 2**{config.bits}, {k}) {dt})")
     if alias.size and (alias.min() < 0 or alias[:, 0].max() >= size):
         raise ModelError(f"{path}: hashed-id records point outside the table")
+    if sparse:  # checked before they are scattered: sorted, unique, inside the table
+        if len(slots) and (slots[0] < 0 or slots[-1] >= size or not (slots[1:] > slots[:-1]).all()):
+            raise ModelError(f"{path}: the stored slot list is not sorted, unique and inside the table "
+                             f"of {size:,} slots")
+        st = table_of_rows(config, size, slots, rows, lean=lean)  # (the rows not stored are fresh)
     return Model(config, State(table=st, bias=bst, layer=ls, aliases=alias,
                                iterations=int(arrays["iterations"][0]))), meta
 
@@ -601,6 +627,8 @@ def load(model_dir, config: Config | None = None, *, resume: bool = False, fallb
     checkpoint of the run in progress when there is one (a killed run continues there).
 
     Each checkpoint carries its settings; config is used only for older ones that do not.
+    Without resume the model is for scoring: a big table with few rows used is mapped so
+    that its memory follows those rows (model.table_of_rows); the values are the same.
     A damaged newest checkpoint is an error (exit 3); with fallback, the newest good one
     is used instead and warn() says which.
     """
@@ -621,7 +649,7 @@ def load(model_dir, config: Config | None = None, *, resume: bool = False, fallb
     for entry in reversed(entries):
         path = os.path.join(model_dir, entry["file"])
         try:
-            model, meta = _load_entry(model_dir, entry, config)
+            model, meta = _load_entry(model_dir, entry, config, lean=not resume)
             log = _training_log(meta, path)
         except ModelError as e:
             if not fallback:

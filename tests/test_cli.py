@@ -169,10 +169,10 @@ def test_existing_model_needs_resume_or_force(tmp_path, sample_train):
     assert run("train", sample_train, "-m", tmp_path / "m", "-q", "--force").exit_code == 0
     # --force replaces even a model this version cannot read (a newer format)
     man = tmp_path / "m" / "manifest.json"
-    man.write_text(man.read_text().replace('"format_version": 2', '"format_version": 99'))
+    man.write_text(man.read_text().replace('"format_version": 3', '"format_version": 99'))
     assert run("train", sample_train, "-m", tmp_path / "m", "-q").exit_code == 3
     assert run("train", sample_train, "-m", tmp_path / "m", "-q", "--force").exit_code == 0
-    assert '"format_version": 2' in man.read_text()
+    assert '"format_version": 3' in man.read_text()
 
 
 def test_resume_cannot_change_table(tmp_path, sample_train):

@@ -357,7 +357,7 @@ def test_a_format_1_model_still_serves_and_resumes(tmp_path):
     a, _ = state_arrays(d)
     b, _ = state_arrays(tmp_path / "now")
     assert all(np.array_equal(a[k], b[k]) for k in a)
-    assert json.loads((d / "manifest.json").read_text())["format_version"] == 2
+    assert json.loads((d / "manifest.json").read_text())["format_version"] == checkpoint.MANIFEST_VERSION
 
 
 def test_a_killed_format_1_run_resumes_to_the_uninterrupted_model(tmp_path, monkeypatch):
@@ -462,7 +462,7 @@ def test_a_checkpoint_with_a_bad_crc_is_damaged_exit_3(trained):
     entry = m["checkpoints"][-1]
     p = trained / entry["file"]
     raw = bytearray(p.read_bytes())
-    i = raw.index(b"st.npy") + 200  # inside the table's stored bytes
+    i = raw.index(b"rows.npy") + 200  # inside the table's stored bytes
     raw[i] ^= 0xFF
     p.write_bytes(bytes(raw))
     import hashlib
