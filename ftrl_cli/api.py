@@ -26,12 +26,17 @@ from .progress import Reporter
 from .readers import (
     BATCH_ROWS,
     check_inputs,
+    check_layout,
+    check_parquet_path,
     convert_to_parquet,
+    convert_weights,
     display_name,
     expand_inputs,
     input_format,
     input_ids,
     open_batches,
+    record_schema,
+    validation_config,
 )
 from .readers.fingerprint import fingerprint
 from .readers.stream import read_once
@@ -122,6 +127,8 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
         from .parallel import settle_config  # (Dask is imported only for a cluster)
         config = settle_config(config, threads=threads, cluster=cluster, resume=resume)
     check_inputs(inputs, config.passes)
+    # (the layout and columns the model learns from: predict, eval, --validation read by them)
+    config = record_schema(config, inputs, keep=resume and _resume_config(model_dir) is not None)
     checkpoint.check_ours(model_dir, force=force)
     try:
         os.makedirs(model_dir, exist_ok=True)
@@ -175,7 +182,7 @@ def _validation_source(config):
     rows (stdin is taken as it comes)."""
     if not config.validation:
         return None
-    validation = file_source(config.validation, config, None)
+    validation = file_source(config.validation, validation_config(config), None)
     if read_once(config.validation):
         if config.passes > 1 or config.validation_every:
             raise ConfigError(f"--validation {config.validation} can be read once only, but --passes or "
@@ -273,14 +280,17 @@ def _stderr_warn(message: str) -> None:
     print(f"ftrl: warning: {message}", file=sys.stderr)
 
 
-def iter_margins(model: Model, inputs, reporter: Reporter | None = None, with_ids: bool = False):
+def iter_margins(model: Model, inputs, reporter: Reporter | None = None, with_ids: bool = False,
+                 labels: bool = True):
     """Yield (path, margins, batch) per batch, in input order, reading every input as the
-    model's config says (format, columns, hashing)."""
+    model's config says (format, columns, hashing); every input is first checked to have
+    the layout the model was trained on. labels=False: a table needs no label column."""
     reporter = reporter or Reporter()
+    check_layout(inputs, model.config)
     bias_w = model.bias_weight()
     for path in inputs:
         reporter.start(display_name(path), input_ids([path])[0]["size"])
-        for b in open_batches(path, model.config, with_ids=with_ids):
+        for b in open_batches(path, model.config, with_ids=with_ids, labels=labels):
             m = model.margins(b.indptr, b.ids, b.values, bias_w)
             reporter.advance(b.raw_bytes, b.rows, 0.0)
             yield path, m, b
@@ -334,7 +344,7 @@ def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: fl
     out = _binary(out)
     count = no_id = 0
     try:
-        for _, m, b in iter_margins(model, inputs, reporter, with_ids=with_id):
+        for _, m, b in iter_margins(model, inputs, reporter, with_ids=with_id, labels=with_label):
             if not len(m):
                 continue
             if output == "margin":
@@ -533,10 +543,11 @@ def convert(inputs, out_path, config: Config | None = None, *, overrides=None,
     for bit, as training from the inputs (with the same column and hashing settings).
     compression: lz4 (the default: decodes ~1.6x faster than zstd), zstd, snappy or none."""
     config = config or Config().replace(**{k: v for k, v in (overrides or {}).items() if v is not None})
+    check_parquet_path(out_path)
     inputs = expand_inputs(inputs)
     check_inputs(inputs, 1)
     reporter = reporter or Reporter()
-    has_weights = config.weight_column is not None
+    has_weights = convert_weights(inputs, config)
 
     def batches():
         for path in inputs:

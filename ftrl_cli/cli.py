@@ -308,6 +308,9 @@ def settings_options(fn):
         fn = click.option(f"--{name}", name.replace("-", "_"), type=typ, default=None, help=help_)(fn)
     fn = input_options(fn)
     fn = click.option("--shuffle/--no-shuffle", default=None, help="Shuffle the order of the input files and of Parquet row groups in each pass.")(fn)
+    fn = click.option("--validation-header/--validation-no-header", "validation_header", default=None,
+                      help="CSV/TSV: whether the --validation file has a header line (without one, the training "
+                           "columns name it).  [default: as the training data]")(fn)
     fn = click.option("--bias/--no-bias", "bias", default=None,
                       help="Learn a bias (a feature of value 1 in every row).  [default: on]")(fn)
     fn = click.option("--checkpoint-every", "checkpoint_every", default=None, metavar="N|DURATION",

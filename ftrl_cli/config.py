@@ -145,10 +145,14 @@ class Config:
     numeric_as: str = "value"  # value | categorical | bin (floor(log2(1+|x|))) | logsq (x<=2: x, else floor(ln(x)^2))
     header: bool = True  # CSV/TSV: the first line names the columns
     columns: list | None = None  # CSV/TSV: column names (for files without a header)
+    # recorded by train: the inputs' layout ("ids" or "table") and, for a table, its columns
+    # and features, so that predict, eval and --validation read data as training did
+    input_schema: dict | None = None
     shuffle: bool = False  # shuffle the order of the input files in each pass
     seed: int = 0  # for --shuffle
     # --- validation and early stopping ---
     validation: str | None = None  # a labelled file evaluated after each pass
+    validation_header: bool | None = None  # CSV/TSV: the validation file has a header line (None: as training's)
     validation_every: int = 0  # also every N examples (0: only after each pass)
     holdout_every: int = 0  # without a validation file: hold out every Nth example
     early_stop: int = 0  # stop after K evaluations without improvement; keep the best model
@@ -265,7 +269,7 @@ def coerce(kwargs: dict, source: str) -> dict:
             out[f.name] = v
         elif "None" in t and v is None:
             out[f.name] = None
-        elif t == "bool" and isinstance(v, bool):
+        elif t in ("bool", "bool | None") and isinstance(v, bool):
             out[f.name] = v
         elif t == "int" and isinstance(v, int) and not isinstance(v, bool):
             out[f.name] = v
@@ -303,6 +307,24 @@ def _float(v, name, source) -> float:
         return float(v)
     except OverflowError:  # a JSON integer beyond any float
         raise ConfigError(f"{source}: {name} must be a finite number, got {_show(v)}") from None
+
+
+def _input_schema_ok(s) -> bool:
+    """Whether a (possibly hand-edited) input_schema has the shape train writes."""
+    def col(x):
+        return (isinstance(x, list) and len(x) == 3 and isinstance(x[0], str)
+                and x[1] in ("cat", "num", "bin", "logsq") and isinstance(x[2], bool))
+
+    if not isinstance(s, dict) or s.get("layout") not in ("ids", "table"):
+        return False
+    if s["layout"] == "ids" or set(s) == {"layout"}:
+        return set(s) == {"layout"}
+    return (set(s) == {"layout", "columns", "singles", "crosses", "options"}
+            and isinstance(s["columns"], list) and all(isinstance(x, str) for x in s["columns"])
+            and isinstance(s["singles"], list) and all(col(x) for x in s["singles"])
+            and isinstance(s["crosses"], list)
+            and all(isinstance(cr, list) and len(cr) >= 2 and all(col(x) for x in cr) for cr in s["crosses"])
+            and isinstance(s["options"], dict))
 
 
 def validate(c: Config) -> None:
@@ -370,6 +392,9 @@ def validate(c: Config) -> None:
     need(c.keras_floatx in (None, "float32", "float64"),
          f"keras_floatx must be float32 or float64, got {c.keras_floatx!r}")
     need(c.metric in ("logloss", "auc"), f"metric must be logloss or auc, got {c.metric!r}")
+    need(c.input_schema is None or _input_schema_ok(c.input_schema),
+         "input_schema must be what ftrl train records: {\"layout\": \"ids\"} or {\"layout\": \"table\", ...}; "
+         "remove it to read inputs without checks")
     need(c.validation_every >= 0 and c.holdout_every >= 0 and c.early_stop >= 0,
          "validation_every, holdout_every and early_stop must be >= 0")
     need(c.holdout_every != 1, "holdout_every 1 would hold out every example; use 2 or more")

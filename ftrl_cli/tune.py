@@ -49,7 +49,7 @@ from .engine import PassHoldout, Trainer, file_source, start_run
 from .errors import ConfigError, DataError, ModelError
 from .model import MIN_SLOTS, Model, _next_pow2, layout
 from .progress import Reporter
-from .readers import check_inputs, display_name, expand_inputs, input_format, input_ids
+from .readers import check_inputs, display_name, expand_inputs, input_format, input_ids, record_schema
 from .readers.fingerprint import fingerprint
 from .readers.stream import read_once
 from .records import Best, InputId
@@ -395,6 +395,7 @@ def tune(inputs, model_dir, options: TuneOptions | None = None, base: Config | N
         raise ConfigError("tune holds its own rows out and stops on its own: use --holdout tail|every "
                           "and --patience instead of --validation, --holdout-every or --early-stop")
     check_inputs(inputs, 2)
+    base = record_schema(base, inputs)  # (what predict, eval and --resume check the data against)
     grid = options.grid if options.grid is not None else DEFAULT_GRID
     candidates = expand_grid(base.replace(metric=options.metric, passes=options.pass_cap), grid)
     if base.batch_size > 1 and options.holdout == "every":

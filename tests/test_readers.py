@@ -149,12 +149,14 @@ class RefError(Exception):
 _NUM = rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _NUM_RE = re.compile(_NUM + rb"\Z")
 _FEAT_RE = re.compile(rb"(\d+):(" + _NUM + rb")\Z")
+_QID_RE = re.compile(rb"qid:[+-]?\d+\Z")
 
 
 def ref_parse(data: bytes):
     """The documented rules in plain Python: returns (labels, rows as {id: value}) or raises
     RefError(first bad line). Lines end at b'\\n'; '#' starts a comment; tokens are split on
-    ASCII blanks; `qid:...` is ignored; ids are decimal integers < 2**62; numbers are
+    ASCII blanks; `qid:N` (N an integer, optionally signed) is ignored, any other `qid:`
+    token is an error; ids are decimal integers < 2**62; numbers are
     decimal (no nan/inf) and must be finite; repeated ids are summed in file order;
     values equal to 0 are dropped."""
     labels, rows = [], []
@@ -170,6 +172,8 @@ def ref_parse(data: bytes):
         row = {}
         for t in toks[1:]:
             if t.startswith(b"qid:"):
+                if not _QID_RE.match(t):
+                    raise RefError(n)
                 continue
             m = _FEAT_RE.match(t)
             if not m:

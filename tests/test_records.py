@@ -5,7 +5,16 @@ import json
 import pytest
 
 from ftrl_cli.errors import ModelError
-from ftrl_cli.records import Best, CurvePoint, EvalRecord, InputId, PassRecord, RunProgress, RunRecord, TrainingLog
+from ftrl_cli.records import (
+    Best,
+    CurvePoint,
+    EvalRecord,
+    InputId,
+    PassRecord,
+    RunProgress,
+    RunRecord,
+    TrainingLog,
+)
 
 
 def full_log():

@@ -13,7 +13,7 @@ from numba.extending import intrinsic
 # Error codes returned by parse_libsvm (messages live in readers/errors.py).
 __all__ = [  # the names ftrl_cli.kernels re-exports
     "OK", "ERR_LABEL", "ERR_INDEX", "ERR_NO_VALUE", "ERR_VALUE", "ERR_INDEX_RANGE", "ERR_BYTE",
-    "ERR_NO_LABEL", "ERR_ROW_TOO_BIG", "ERR_NAN", "ERR_COST", "ERR_COST_TWICE", "MAX_INDEX",
+    "ERR_NO_LABEL", "ERR_ROW_TOO_BIG", "ERR_NAN", "ERR_COST", "ERR_COST_TWICE", "ERR_QID", "MAX_INDEX",
     "FAST_TAIL", "parse_libsvm", "canonicalize", "last_newline", "comment_spans", "csv_quote_scan",
 ]
 
@@ -30,6 +30,7 @@ ERR_ROW_TOO_BIG = 8  # one row has more features than the batch arrays hold
 ERR_NAN = 9  # value or label parsed as inf (overflow) or nan
 ERR_COST = 10  # cost:W with W not a number >= 0
 ERR_COST_TWICE = 11  # a second cost:W on one line
+ERR_QID = 12  # qid:N with N not an integer
 
 MAX_INDEX = 1 << 62
 _POW10 = np.array([10.0**k for k in range(23)])  # exact in float64 for k <= 22
@@ -232,9 +233,9 @@ def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows, w
     #          len(indptr) >= max_rows + 1, len(labels) >= max_rows; slow has shape (K, 3).
 
     Rules: `#` starts a comment (to end of line); blank and comment-only lines are
-    skipped; `qid:N` tokens are skipped; values equal to 0 are not stored (the paper's
-    I = {i : x_i != 0}). Rows may be unsorted or repeat an index: `unsorted` counts such
-    rows, and canonicalize() fixes them.
+    skipped; `qid:N` tokens (N an integer, optionally signed) are skipped; values equal to
+    0 are not stored (the paper's I = {i : x_i != 0}). Rows may be unsorted or repeat an
+    index: `unsorted` counts such rows, and canonicalize() fixes them.
 
     Fills labels[:rows], indptr[:rows+1], ids/values[:nnz]. Numbers that need Python's
     float() are listed in slow[k] = (kind 0=label 1=value 2=cost, output position, byte start).
@@ -354,10 +355,15 @@ def parse_libsvm(buf, start, end, labels, indptr, ids, values, slow, max_rows, w
                         fast = True
             if not fast:  # the general code: any token, exact errors
                 if c == 113 and i + 3 < end and buf[i + 1] == 105 and buf[i + 2] == 100 and buf[i + 3] == 58:
-                    # qid:N is tolerated and ignored
+                    # qid:N (SVMlight's query id, an integer) is checked and ignored
                     i += 4
-                    while i < end and not _ends_token(buf[i]):
+                    if i < end and (buf[i] == 43 or buf[i] == 45):
                         i += 1
+                    d0 = i
+                    while i < end and 48 <= buf[i] <= 57:
+                        i += 1
+                    if i == d0 or (i < end and not _ends_token(buf[i])):
+                        return line_start, nrows, nnz, lines, nslow, max_id, unsorted, ERR_QID, tok
                     continue
                 if (c == 99 and i + 4 < end and buf[i + 1] == 111 and buf[i + 2] == 115 and buf[i + 3] == 116
                         and buf[i + 4] == 58):

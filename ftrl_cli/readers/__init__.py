@@ -21,8 +21,19 @@ from .detect import FORMATS, detect_format, parquet_layout
 from .errors import open_data
 from .libsvm import CHUNK_BYTES, iter_libsvm
 from .names import NAME_MAP_ENTRIES, NameMap
-from .parquet_sparse import convert_to_parquet, iter_parquet_sparse, sparse_schema
-from .source import check_inputs, expand_inputs, input_format, input_ids, open_batches
+from .parquet_sparse import check_parquet_path, convert_to_parquet, iter_parquet_sparse, sparse_schema
+from .source import (
+    check_inputs,
+    check_layout,
+    convert_weights,
+    expand_inputs,
+    input_format,
+    input_ids,
+    input_layout,
+    open_batches,
+    record_schema,
+    validation_config,
+)
 from .stream import InputStream, display_name
 from .wide import NUMERIC_AS, iter_tabular
 
@@ -30,5 +41,6 @@ __all__ = [
     "iter_csr", "BATCH_ROWS", "Batch", "prefetch", "CHUNK_BYTES", "iter_libsvm", "NAME_MAP_ENTRIES", "NameMap",
     "convert_to_parquet", "iter_parquet_sparse", "sparse_schema", "FORMATS", "InputStream",
     "check_inputs", "detect_format", "display_name", "expand_inputs", "input_format", "input_ids",
-    "open_batches", "open_data", "parquet_layout", "NUMERIC_AS", "iter_tabular",
+    "open_batches", "check_layout", "check_parquet_path", "convert_weights", "input_layout", "record_schema",
+    "validation_config", "open_data", "parquet_layout", "NUMERIC_AS", "iter_tabular",
 ]

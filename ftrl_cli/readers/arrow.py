@@ -170,9 +170,12 @@ def _float64(pa, arr, name, col, role):
         raise DataError(f"{name}: column '{col}' ({role}) of type {t} is not numeric ({_one_line(e)})") from None
 
 
-def _numbers(pa, arr, name, col, role, row0, *, nonneg=False):
-    """float64 numpy values of a label/weight column, checked: no nulls, finite."""
+def _numbers(pa, arr, name, col, role, row0, *, nonneg=False, null=None):
+    """float64 numpy values of a label/weight column, checked: finite, and no nulls (or
+    nulls read as `null`)."""
     a = _float64(pa, arr, name, col, role)
+    if a.null_count and null is not None:
+        a = a.fill_null(null)
     if a.null_count:
         r = int(np.flatnonzero(~a.is_valid().to_numpy(zero_copy_only=False))[0])
         raise DataError(f"{name}: row {row0 + r + 1}: column '{col}' ({role}) is null")

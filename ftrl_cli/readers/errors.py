@@ -26,6 +26,7 @@ _MESSAGES = {
     K.ERR_NAN: "{what} {tok} is not a finite number",
     K.ERR_COST: "{tok}: the weight must be a number >= 0 (cost:0.5)",
     K.ERR_COST_TWICE: "{tok}: the line gives its weight twice (one cost:W per line)",
+    K.ERR_QID: "{tok}: a query id must be an integer (qid:3)",
 }
 
 

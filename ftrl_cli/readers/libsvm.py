@@ -9,7 +9,7 @@ Rules (see README "Input format"):
 - within a row, ids may come in any order; a repeated id adds its values (x is a vector);
   values equal to 0 are dropped;
 - SVMlight's `cost:W` token gives the row an importance weight W >= 0 (default 1), once per
-  line; a `qid:` token is skipped, whatever follows it;
+  line; a `qid:N` token (N an integer, as SVMlight writes it) is skipped; `qid:abc` is an error;
 - a line ends at LF (CRLF too); a CR alone is a blank, so a file with CR-only line ends
   (classic Mac OS) fails at its second line, with a hint to convert it.
 """

@@ -44,15 +44,20 @@ CONVERT_ROW_GROUP_ROWS = 1 << 14
 def iter_parquet_sparse(path: str, *, label: str = "label", indices: str = "indices",
                         values: str | None = "values", weight: str | None = None,
                         id_column: str | None = None, batch_rows: int = BATCH_ROWS,
-                        start_batch: int = 0, start_row: int = 0, shuffle_seed=None):
+                        start_batch: int = 0, start_row: int = 0, shuffle_seed=None,
+                        weight_default: str | None = None, need_label: bool = True):
     """Yield Batches from a sparse Parquet file (module doc), batch_rows rows at a time.
 
     label: numeric column (positive iff > 0). indices: list<integer> of feature ids >= 0.
     values: list<number> with one value per index; when the default "values" column is
     absent every value is 1 (values=None ignores the column). weight: optional numeric
-    column of importance weights (>= 0). id_column: optional column whose text becomes
-    batch.ids_text (one str per row). Resume with start_row (= a batch's end_offset, the rows consumed) or
-    start_batch (batches of the same batch_rows already consumed).
+    column of importance weights (>= 0; a null is 1, as `convert` writes a row without a
+    cost:). id_column: optional column whose text becomes batch.ids_text (one str per row).
+    Resume with start_row (= a batch's end_offset, the rows consumed) or start_batch
+    (batches of the same batch_rows already consumed). weight_default: without `weight`,
+    the weight column used when the file has one (how ftrl reads the `weight` column
+    `convert` writes). need_label: False reads no label (Batch.labels is NaN), so a file
+    without one can be predicted.
     """
     pa = _pa()
     if batch_rows < 1:
@@ -60,8 +65,10 @@ def iter_parquet_sparse(path: str, *, label: str = "label", indices: str = "indi
     pf = _open_parquet(path)
     try:
         with _arrow_errors(path):  # (also escapes what the messages quote: column names)
-            yield from _read_sparse(pa, pf, path, label, indices, values, weight, id_column, batch_rows,
-                                    start_row + start_batch * batch_rows, shuffle_seed)
+            if weight is None and weight_default in pf.schema_arrow.names:
+                weight = weight_default
+            yield from _read_sparse(pa, pf, path, label if need_label else None, indices, values, weight,
+                                    id_column, batch_rows, start_row + start_batch * batch_rows, shuffle_seed)
     finally:
         pf.close()
 
@@ -94,7 +101,8 @@ def _read_sparse(pa, pf, path, label, indices, values, weight, id_column, batch_
     def list_of(pred):
         return lambda t: _is_list(pa, t) and pred(t.value_type)
 
-    typed(label, numeric, "a numeric label column")
+    if label is not None:
+        typed(label, numeric, "a numeric label column")
     typed(indices, list_of(pa.types.is_integer), "list<int> (feature ids)")
     if values is not None:
         typed(values, list_of(lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)),
@@ -105,7 +113,7 @@ def _read_sparse(pa, pf, path, label, indices, values, weight, id_column, batch_
     progress = _parquet_progress(path, pf)
     for rb in _parquet_batches(pf, cols, batch_rows, row, shuffle_seed):
         n = rb.num_rows
-        labels = _numbers(pa, rb.column(label), path, label, "label", row)
+        labels = np.full(n, np.nan) if label is None else _numbers(pa, rb.column(label), path, label, "label", row)
         indptr, flat = _list_column(pa, rb.column(indices), path, indices, "indices", row)
         try:
             ids = flat.cast(pa.int64()).to_numpy(zero_copy_only=False)
@@ -147,8 +155,8 @@ def _read_sparse(pa, pf, path, label, indices, values, weight, id_column, batch_
             ids, vals = ids[:nnz], vals[:nnz]
             max_id = int(ids.max()) if nnz else -1
         w = None
-        if weight is not None:
-            w = _numbers(pa, rb.column(weight), path, weight, "weight", row, nonneg=True)
+        if weight is not None and rb.column(weight).null_count < n:  # (all null: every weight is 1)
+            w = _numbers(pa, rb.column(weight), path, weight, "weight", row, nonneg=True, null=1.0)
         row += n
         yield Batch(labels, indptr, np.ascontiguousarray(ids, np.int64),
                     np.ascontiguousarray(vals, np.float64), int(max_id), row, row, progress(row),
@@ -166,14 +174,32 @@ def _too_large(path, row0, indptr, k, fid, indices):
 # writing sparse Parquet
 # ---------------------------------------------------------------------------------------
 
-def sparse_schema(weights: bool = False):
+def sparse_schema(weights: bool | str = False):
+    """The columns convert writes; weights "optional": a weight column whose nulls are 1."""
     pa = _pa()
     fields = [pa.field("label", pa.float64(), nullable=False),
               pa.field("indices", pa.list_(pa.int64())),
               pa.field("values", pa.list_(pa.float64()))]
     if weights:
-        fields.append(pa.field("weight", pa.float64(), nullable=False))
+        fields.append(pa.field("weight", pa.float64(), nullable=weights == "optional"))
     return pa.schema(fields, metadata={b"ftrl.layout": b"sparse"})
+
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def check_parquet_path(out_path) -> None:
+    """convert writes Parquet: an OUT named like another format (`out.svm`, `out.csv`)
+    would hold Parquet bytes that the tools of that format cannot read, so only a name
+    ending in .parquet or .pq is written (or a device or FIFO, e.g. /dev/stdout)."""
+    path = os.fspath(out_path)
+    if path.lower().endswith(PARQUET_SUFFIXES):
+        return
+    with contextlib.suppress(OSError):
+        if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+            return
+    raise ConfigError(f"{path}: convert writes sparse Parquet, so OUT must end in .parquet or .pq "
+                      "(ftrl writes no other format)")
 
 
 def _values_list(pa, indptr, values):
@@ -195,11 +221,12 @@ def _close_quietly(writer):
         writer.close()
 
 
-def convert_to_parquet(batches, out_path: str, *, weights: bool | None = None,
+def convert_to_parquet(batches, out_path: str, *, weights: bool | str | None = None,
                        compression: str = "lz4", row_group_rows: int = CONVERT_ROW_GROUP_ROWS) -> dict:
     """Write Batches as sparse Parquet (label float64, indices list<int64>,
     values list<float64>, and weight float64 when `weights`; None = when the first batch
-    has weights). compression: a Parquet codec; lz4 decodes ~1.6x faster than zstd on
+    has weights; "optional" = a nullable weight column, null in the rows of batches without
+    weights, for inputs whose weights may show up late: libsvm's cost:). compression: a Parquet codec; lz4 decodes ~1.6x faster than zstd on
     CTR-like data, for a file ~1.5x larger. Streams: holds at most one row group. The file appears atomically: it is
     written to a temporary file beside out_path, fsynced, then renamed over it.
     Returns {"path", "rows", "nnz", "row_groups"}.
@@ -240,7 +267,9 @@ def convert_to_parquet(batches, out_path: str, *, weights: bool | None = None,
             arrays = [pa.array(np.array(b.labels, np.float64)),
                       pa.ListArray.from_arrays(pa.array(indptr), pa.array(np.array(b.ids[:b_nnz], np.int64))),
                       _values_list(pa, indptr, np.asarray(b.values[:b_nnz], np.float64))]
-            if weights:
+            if weights == "optional" and b.weights is None:
+                arrays.append(pa.nulls(n, pa.float64()))
+            elif weights:
                 w = np.ones(n) if b.weights is None else np.array(b.weights, np.float64)
                 arrays.append(pa.array(w))
             rb = pa.RecordBatch.from_arrays(arrays, schema=schema)
@@ -258,7 +287,7 @@ def convert_to_parquet(batches, out_path: str, *, weights: bool | None = None,
                 pend_nnz = sum(int(x.column(1).offsets[-1].as_py() - x.column(1).offsets[0].as_py())
                                for x in pending)
         if writer is None:
-            schema = sparse_schema(bool(weights))
+            schema = sparse_schema(weights or False)
             writer = pq.ParquetWriter(f, schema, compression=compression)
         flush()
         writer.close()

@@ -16,6 +16,10 @@ from .detect import detect_format, parquet_layout
 from .errors import open_data
 from .stream import is_fifo, release_fifo
 
+# what each layout is, in messages
+_LAYOUTS = {"ids": "libsvm or sparse Parquet (feature ids used as written)",
+            "table": "a table (CSV/TSV or wide Parquet, columns hashed into features)"}
+
 
 def input_ids(inputs):
     out = []
@@ -91,12 +95,92 @@ def input_format(path, config: Config) -> str:
     return fmt
 
 
+def input_layout(path, config: Config) -> str:
+    """'ids' (libsvm, sparse Parquet: feature ids as written) or 'table' (CSV/TSV, wide
+    Parquet: columns hashed into ids): what a model learns from is one or the other."""
+    return "ids" if input_format(path, config) in ("libsvm", "parquet-sparse") else "table"
+
+
+def _layout_error(path, layout, trained) -> DataError:
+    if is_fifo(path):  # (its writer then sees a closed pipe instead of waiting forever)
+        release_fifo(path)
+    return DataError(f"{path}: this input is {_LAYOUTS[layout]}, but the model was trained on "
+                     f"{_LAYOUTS[trained]}, so its features would not mean what the model learned; "
+                     f"give the data as {_LAYOUTS[trained].split(' (')[0]} (or --format, if its format was "
+                     "detected wrongly)")
+
+
+def check_layout(inputs, config: Config) -> None:
+    """Every input has the layout the model was trained on (Config.input_schema; a model
+    from before it was recorded is not checked): a DataError naming the first that has not."""
+    schema = config.input_schema
+    if not schema:
+        return
+    for path in inputs:
+        layout = input_layout(path, config)
+        if layout != schema["layout"]:
+            raise _layout_error(path, layout, schema["layout"])
+
+
+def record_schema(config: Config, inputs, keep: bool = False) -> Config:
+    """The config of a training run on `inputs`, with the input_schema the model keeps:
+    the layout of its inputs (one for all: ids and hashed columns would share the table),
+    and for a table the columns and features of the first input (wide.table_schema), so
+    that predict, eval and --validation read every file the same way.
+    keep: the run continues a model (--resume): its schema stays (None for a model from
+    before schemas were recorded) and the inputs must match it."""
+    if keep:
+        check_layout(inputs, config)
+        return config
+    layouts = [input_layout(p, config) for p in inputs]
+    for path, layout in zip(inputs, layouts):
+        if layout != layouts[0]:
+            raise DataError(f"{path}: this input is {_LAYOUTS[layout]}, but {inputs[0]} is "
+                            f"{_LAYOUTS[layouts[0]]}; a model learns from one layout (ids of the one and "
+                            "hashed columns of the other would share its table): train one model per layout")
+    if layouts[0] == "ids":
+        return config.replace(input_schema={"layout": "ids"})
+    path = inputs[0]
+    fmt = input_format(path, config)
+    schema = wide.table_schema(
+        path, fmt="parquet" if fmt == "parquet-wide" else fmt, label=config.label_column,
+        categorical=config.categorical, numeric=config.numeric, ignore=config.ignore or (),
+        interactions=[tuple(i) for i in config.interactions or ()], numeric_as=config.numeric_as,
+        header=config.header, columns=config.columns, weight=config.weight_column, id_column=config.id_column)
+    return config.replace(input_schema=schema)
+
+
+def validation_config(config: Config) -> Config:
+    """How the --validation file is read: as the training data (header or not, the same
+    names, columns and kinds), except for its header line when validation_header says."""
+    if config.validation_header is None or config.validation_header == config.header:
+        return config
+    return config.replace(header=config.validation_header)
+
+
+def convert_weights(inputs, config: Config):
+    """The weight column `convert` writes: always with --weight; for libsvm and sparse
+    Parquet inputs a nullable one (null = 1), since a cost: may first appear on any line;
+    none for tables without --weight."""
+    if config.weight_column is not None:
+        return True
+    return "optional" if any(input_layout(p, config) == "ids" for p in inputs) else False
+
+
 def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_rows=BATCH_ROWS,
-                 on_bad=None, with_ids=False, names=None, shuffle_seed=None):
+                 on_bad=None, with_ids=False, names=None, shuffle_seed=None, labels=True):
     """Batches from one input in any format train reads, with the model's column and
     hashing settings. Resume positions: bytes/lines for text, rows for tables.
-    shuffle_seed: a Parquet file's row groups are read in an order seeded by it."""
+    shuffle_seed: a Parquet file's row groups are read in an order seeded by it.
+    labels: False when they are not needed (predict): a table or sparse Parquet file
+    without the label column is read, and Batch.labels is NaN.
+    An input whose layout is not the model's (Config.input_schema) is a DataError."""
     fmt = input_format(path, config)
+    schema = config.input_schema
+    if schema:
+        layout = "ids" if fmt in ("libsvm", "parquet-sparse") else "table"
+        if layout != schema["layout"]:
+            raise _layout_error(path, layout, schema["layout"])
     if fmt == "libsvm":
         # (skipped lines are counted as they are read: read ahead only when none can be)
         ahead = _read_ahead() and on_bad is None
@@ -107,7 +191,7 @@ def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_ro
         it = parquet_sparse.iter_parquet_sparse(
             path, label=config.label_column, indices=config.indices_column, values=config.values_column,
             weight=config.weight_column, id_column=config.id_column, batch_rows=batch_rows,
-            start_row=start_offset, shuffle_seed=shuffle_seed)
+            start_row=start_offset, shuffle_seed=shuffle_seed, weight_default="weight", need_label=labels)
         return prefetch(it, copy=False) if _read_ahead() else it  # (its batches own their arrays)
     return wide.iter_tabular(
         path, fmt="parquet" if fmt == "parquet-wide" else fmt, label=config.label_column,
@@ -115,7 +199,7 @@ def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_ro
         interactions=[tuple(i) for i in config.interactions or ()], numeric_as=config.numeric_as,
         header=config.header, columns=config.columns, bits=config.bits, batch_rows=batch_rows,
         names=names, weight=config.weight_column, id_column=config.id_column, start_row=start_offset,
-        shuffle_seed=shuffle_seed if fmt == "parquet-wide" else None)
+        shuffle_seed=shuffle_seed if fmt == "parquet-wide" else None, schema=schema, need_label=labels)
 
 
 def _read_ahead() -> bool:

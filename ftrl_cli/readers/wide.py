@@ -75,7 +75,7 @@ class _Col:
 
 @dataclass
 class _Plan:
-    label: str
+    label: str | None  # None: the label is not read (predict)
     weight: str | None
     id_column: str | None
     singles: list  # [_Col]
@@ -136,7 +136,7 @@ def _unique_columns(name, names, hint="") -> None:
 
 
 def _make_plan(pa, name, schema, *, label, categorical, numeric, ignore, interactions, numeric_as,
-               weight, id_column) -> _Plan:
+               weight, id_column, need_label=True) -> _Plan:
     names = list(schema.names)
     types = {f.name: f.type for f in schema}
     categorical = _norm_list(categorical, "categorical")
@@ -153,7 +153,7 @@ def _make_plan(pa, name, schema, *, label, categorical, numeric, ignore, interac
             raise ConfigError(f"column '{c}' is listed as a feature and as ignored")
         if c in special:
             raise ConfigError(f"column '{c}' is the label, weight or id column; it cannot be a feature")
-    _need_columns(name, names, [(label, "label"), (weight, "weight"), (id_column, "id")]
+    _need_columns(name, names, [(label if need_label else None, "label"), (weight, "weight"), (id_column, "id")]
                   + [(c, "categorical") for c in categorical or [] if c != "*"]
                   + [(c, "numeric") for c in numeric or [] if c != "*"]
                   + [(c, "ignore") for c in ignore]
@@ -196,8 +196,65 @@ def _make_plan(pa, name, schema, *, label, categorical, numeric, ignore, interac
     chosen = set(listed) | set(auto) | (set(rest) if star_kind else set())
     singles = [kind_of(c) for c in names if c in chosen]
     cross_cols = [tuple(kind_of(c) for c in cross) for cross in crosses]
-    need = set(special) | {c.name for c in singles} | {c.name for cr in cross_cols for c in cr}
-    return _Plan(label, weight, id_column, singles, cross_cols, [c for c in names if c in need])
+    return _finish_plan(names, label if need_label else None, weight, id_column, singles, cross_cols)
+
+
+def _finish_plan(names, label, weight, id_column, singles, crosses) -> _Plan:
+    """The plan over a file's columns `names` (the label None: not read)."""
+    need = {c for c in (label, weight, id_column) if c is not None}
+    need |= {c.name for c in singles} | {c.name for cr in crosses for c in cr}
+    return _Plan(label, weight, id_column, singles, crosses, [c for c in names if c in need])
+
+
+# ---------------------------------------------------------------------------------------
+# wide tables: the schema a model records (Config.input_schema), and reading by it
+# ---------------------------------------------------------------------------------------
+
+def plan_options(categorical, numeric, ignore, interactions, numeric_as) -> dict:
+    """The settings a plan is made from, as the schema records them (JSON values)."""
+    return {"categorical": _norm_list(categorical, "categorical"), "numeric": _norm_list(numeric, "numeric"),
+            "ignore": _norm_list(ignore, "ignore") or [],
+            "interactions": [list(t) for t in _norm_interactions(interactions)], "numeric_as": numeric_as}
+
+
+def _plan_json(plan: _Plan, columns, options) -> dict:
+    """A table model's input_schema: the columns of its first training file as read (header
+    or names given), and the features it hashes, with the kind each column was read as."""
+    col = lambda c: [c.name, c.kind, c.numeric]  # noqa: E731
+    return {"layout": "table", "columns": list(columns), "singles": [col(c) for c in plan.singles],
+            "crosses": [[col(c) for c in cr] for cr in plan.crosses], "options": options}
+
+
+def _stored_plan(pa, name, names, schema, options, *, label, weight, id_column) -> _Plan | None:
+    """The model's own plan over this file's columns, when its schema holds one made from
+    the same settings (flags given to predict/eval that change the features: None, and the
+    plan is made from them as before). A feature column the file lacks is an error; the
+    file's other columns are not features; each column is read as the kind it had in
+    training (so a test file whose first block types a column otherwise reads the same)."""
+    if not schema or "singles" not in schema or schema.get("options") != options:
+        return None
+    singles = [_Col(*c) for c in schema["singles"]]
+    crosses = [tuple(_Col(*c) for c in cr) for cr in schema["crosses"]]
+    members = [c.name for c in singles] + [c.name for cr in crosses for c in cr]
+    _need_columns(name, names, [(label, "label"), (weight, "weight"), (id_column, "id")]
+                  + [(c, "a feature of the model") for c in dict.fromkeys(members)])
+    return _finish_plan(names, label, weight, id_column, singles, crosses)
+
+
+def _headerless_names(name, stored, width, label, need_label):
+    """Names for a headerless file of `width` columns from the training columns `stored`:
+    all of them, or all but the label when the file has one column fewer (a test file
+    without labels, which predict reads)."""
+    if width == len(stored):
+        return list(stored)
+    if width == len(stored) - 1 and label in stored:
+        if need_label:
+            raise DataError(f"{name}: has {width} columns, one fewer than the training data ({len(stored)}); "
+                            f"the label column '{label}' is missing")
+        return [c for c in stored if c != label]
+    shown = ", ".join(stored[:12]) + (", ..." if len(stored) > 12 else "")
+    raise DataError(f"{name}: has {width} columns but no header line, and the model was trained on "
+                    f"{len(stored)} ({shown}); give --columns to name them")
 
 
 # ---------------------------------------------------------------------------------------
@@ -295,7 +352,10 @@ def _wide_batch(pa, rb, plan: _Plan, mask: int, names: NameMap | None, name: str
                 progress: int, end_row: int) -> Batch:
     n = rb.num_rows
     col_index = {f.name: i for i, f in enumerate(rb.schema)}
-    labels = _numbers(pa, rb.column(col_index[plan.label]), name, plan.label, "label", row0)
+    if plan.label is None:  # (predict without labels)
+        labels = np.full(n, np.nan)
+    else:
+        labels = _numbers(pa, rb.column(col_index[plan.label]), name, plan.label, "label", row0)
     w = None
     if plan.weight is not None:
         w = _numbers(pa, rb.column(col_index[plan.weight]), name, plan.weight, "weight", row0, nonneg=True)
@@ -524,7 +584,7 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
                  header: bool = True, columns=None, bits: int = 24, batch_rows: int = BATCH_ROWS,
                  names: NameMap | None = None, weight: str | None = None,
                  id_column: str | None = None, delimiter: str | None = None, start_row: int = 0,
-                 shuffle_seed=None):
+                 shuffle_seed=None, schema: dict | None = None, need_label: bool = True):
     """Yield hashed Batches (ids < 2**bits) from a wide Parquet or CSV/TSV file (module doc).
 
     fmt: "parquet", "csv" or "tsv" (None: detect_format). label: the label column
@@ -538,6 +598,10 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
     weight / id_column: optional weight column (Batch.weights) and id column
     (Batch.ids_text, one str per row), never features. delimiter: overrides , or TAB. start_row: resume
     (= a batch's end_offset). shuffle_seed: Parquet only, read the row groups in a seeded order.
+    schema: the model's input_schema (table_schema): its training columns name a headerless
+    file given no `columns`, and its features (when made from these settings) are the ones
+    read, each column as the kind it had in training. need_label: False reads no label
+    (Batch.labels is NaN), so a file without the label column can be predicted.
     """
     pa = _pa()
     if numeric_as not in NUMERIC_AS:
@@ -550,8 +614,16 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
     fmt = (fmt or detect_format(path)).lower()
     fmt = {"pq": "parquet", "tab": "tsv"}.get(fmt, fmt)
     name = display_name(path)
+    options = plan_options(categorical, numeric, ignore, interactions, numeric_as)
     opts = dict(label=label, categorical=categorical, numeric=numeric, ignore=ignore,
-                interactions=interactions, numeric_as=numeric_as, weight=weight, id_column=id_column)
+                interactions=interactions, numeric_as=numeric_as, weight=weight, id_column=id_column,
+                need_label=need_label)
+
+    def plan_for(file_schema) -> _Plan:
+        plan = _stored_plan(pa, name, list(file_schema.names), schema, options,
+                            label=label if need_label else None, weight=weight, id_column=id_column)
+        return plan if plan is not None else _make_plan(pa, name, file_schema, **opts)
+
     if fmt == "parquet":
         if columns:
             raise ConfigError("columns names a CSV/TSV file's columns; a Parquet file has its own")
@@ -560,7 +632,7 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
         try:
             with _arrow_errors(name):
                 _unique_columns(name, pf.schema_arrow.names)
-                plan = _make_plan(pa, name, pf.schema_arrow, **opts)
+                plan = plan_for(pf.schema_arrow)
                 progress = _parquet_progress(path, pf)
                 for rb in _parquet_batches(pf, plan.read, batch_rows, start_row, shuffle_seed):
                     end = row + rb.num_rows
@@ -571,16 +643,29 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
         return
     if fmt not in ("csv", "tsv"):
         raise DataError(f"{name}: is {fmt}, not a table (Parquet, CSV or TSV)")
+    stored_columns = (schema or {}).get("columns")
     with _arrow_errors(name):
         # pass 1: names and inferred types from the first block
         csv = _Csv(path, fmt, header, columns, delimiter)
+        rename = None  # names given to the batches of a file read once
         try:
-            _unique_columns(name, csv.schema.names, "" if columns else
+            if not header and not columns and stored_columns:
+                # a headerless file read without names: the training columns name it
+                columns = _headerless_names(name, stored_columns, len(csv.schema.names), label, need_label)
+                if columns != csv.schema.names:
+                    if read_once(path):
+                        rename = columns
+                    else:
+                        csv.close()
+                        csv = _Csv(path, fmt, header, columns, delimiter)
+            file_schema = csv.schema if rename is None else pa.schema(
+                [f.with_name(c) for f, c in zip(csv.schema, rename)])
+            _unique_columns(name, file_schema.names, "" if columns else
                             " (or replace the header: --columns a,b,... names the columns)")
-            plan = _make_plan(pa, name, csv.schema, **opts)
+            plan = plan_for(file_schema)
             if not read_once(path):  # (stdin or a FIFO cannot be read twice: keep the inferred types)
                 csv.close()
-                types = {plan.label: pa.float64()}
+                types = {} if plan.label is None else {plan.label: pa.float64()}
                 if plan.weight is not None:
                     types[plan.weight] = pa.float64()
                 if plan.id_column is not None:
@@ -588,10 +673,45 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
                 for c, col in plan.members.items():
                     types[c] = pa.float64() if col.numeric else pa.string()
                 csv = _Csv(path, fmt, header, columns, delimiter, types, plan.read)
+            batches = csv.batches()
+            if rename is not None:
+                batches = (pa.RecordBatch.from_arrays(rb.columns, names=rename) for rb in batches)
             row = start_row
-            for rb in _rechunk(csv.batches(), batch_rows, skip=start_row):
+            for rb in _rechunk(batches, batch_rows, skip=start_row):
                 end = row + rb.num_rows
                 yield _wide_batch(pa, rb, plan, mask, names, name, row, csv.raw_pos(), end)
                 row = end
         finally:
             csv.close()
+
+
+def table_schema(path: str, *, fmt: str, label: str = "label", categorical=None, numeric=None, ignore=(),
+                 interactions=(), numeric_as: str = "value", header: bool = True, columns=None,
+                 weight: str | None = None, id_column: str | None = None, delimiter: str | None = None) -> dict:
+    """The input_schema of a model trained on this table (its first training file): the
+    columns as read, and the plan iter_tabular makes of them. A file read once (stdin, a
+    FIFO) cannot be looked at first: only the layout is recorded."""
+    pa = _pa()
+    fmt = {"pq": "parquet", "tab": "tsv"}.get(fmt, fmt)
+    if fmt != "parquet" and read_once(path):
+        return {"layout": "table"}
+    name = display_name(path)
+    options = plan_options(categorical, numeric, ignore, interactions, numeric_as)
+    opts = dict(label=label, categorical=categorical, numeric=numeric, ignore=ignore,
+                interactions=interactions, numeric_as=numeric_as, weight=weight, id_column=id_column)
+    if fmt == "parquet":
+        pf = _open_parquet(path)
+        try:
+            with _arrow_errors(name):
+                file_schema = pf.schema_arrow
+                _unique_columns(name, file_schema.names)
+                plan = _make_plan(pa, name, file_schema, **opts)
+        finally:
+            pf.close()
+    else:
+        with _arrow_errors(name), _Csv(path, fmt, header, columns, delimiter) as csv:
+            file_schema = csv.schema
+            _unique_columns(name, file_schema.names, "" if columns else
+                            " (or replace the header: --columns a,b,... names the columns)")
+            plan = _make_plan(pa, name, file_schema, **opts)
+    return _plan_json(plan, file_schema.names, options)
