@@ -40,6 +40,7 @@ from .readers import (
 )
 from .readers.fingerprint import fingerprint
 from .readers.stream import read_once
+from .readers.wide import auto_report
 from .records import InputId
 
 
@@ -128,7 +129,10 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
         config = settle_config(config, threads=threads, cluster=cluster, resume=resume)
     check_inputs(inputs, config.passes)
     # (the layout and columns the model learns from: predict, eval, --validation read by them)
-    config = record_schema(config, inputs, keep=resume and _resume_config(model_dir) is not None)
+    keep = resume and _resume_config(model_dir) is not None
+    config = record_schema(config, inputs, keep=keep)
+    for line in [] if keep else auto_report(config.input_schema):  # (columns typed by their values)
+        reporter.log(line)
     checkpoint.check_ours(model_dir, force=force)
     try:
         os.makedirs(model_dir, exist_ok=True)
@@ -255,6 +259,8 @@ def _train_summary(model_dir, trainer, model, log, start_examples, start_bad, na
                              and h.logloss > h.best_constant_logloss + DIVERGING_NATS],
         "table_slots": model.size,
         "hashed_collisions": model.collisions() + (names.collisions() if names is not None else 0),
+        # a table's columns typed by their values (numeric_as="auto"): [column, kind, why]
+        "columns": (model.config.input_schema or {}).get("auto"),
         "curve": [{"examples": c.examples, "pass": c.pass_, "train_logloss": c.train_logloss}
                   for c in log.curve],
     }

@@ -285,9 +285,11 @@ def input_options(fn):
                      help="Wide tables: columns never used."),
         click.option("--interactions", default=None, metavar="A:B,C:D", callback=_crosses,
                      help="Wide tables: hashed crosses of columns (a:b, a:b:c)."),
-        click.option("--numeric-as", default=None, type=click.Choice(["value", "categorical", "bin", "logsq"]),
+        click.option("--numeric-as", default=None,
+                     type=click.Choice(["auto", "value", "categorical", "bin", "logsq"]),
                      help="Numeric columns as their value, as categories, log2 bins, or Criteo-Kaggle "
-                          "buckets (x <= 2: x, else floor(ln(x)^2)).  [default: value]"),
+                          "buckets (x <= 2: x, else floor(ln(x)^2)); auto (no --categorical/--numeric): "
+                          "each column typed from its values in the first batch.  [default: auto]"),
         click.option("--header/--no-header", default=None, help="CSV/TSV: first line names the columns."),
         click.option("--columns", default=None, metavar="A,B", callback=_csv_list,
                      help="CSV/TSV: column names (for files without a header)."),

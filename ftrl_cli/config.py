@@ -142,7 +142,9 @@ class Config:
     numeric: list | None = None  # wide tables: columns used with their value
     ignore: list | None = None  # wide tables: columns never used
     interactions: list | None = None  # wide tables: crosses, e.g. [["a", "b"], ["a", "b", "c"]]
-    numeric_as: str = "value"  # value | categorical | bin (floor(log2(1+|x|))) | logsq (x<=2: x, else floor(ln(x)^2))
+    # value | categorical | bin (floor(log2(1+|x|))) | logsq (x<=2: x, else floor(ln(x)^2)) | auto (no
+    # categorical/numeric list: each column typed from its values in the first batch; with one: value)
+    numeric_as: str = "auto"
     header: bool = True  # CSV/TSV: the first line names the columns
     columns: list | None = None  # CSV/TSV: column names (for files without a header)
     # recorded by train: the inputs' layout ("ids" or "table") and, for a table, its columns
@@ -319,7 +321,8 @@ def _input_schema_ok(s) -> bool:
         return False
     if s["layout"] == "ids" or set(s) == {"layout"}:
         return set(s) == {"layout"}
-    return (set(s) == {"layout", "columns", "singles", "crosses", "options"}
+    return (set(s) - {"auto"} == {"layout", "columns", "singles", "crosses", "options"}
+            and isinstance(s.get("auto", []), list)
             and isinstance(s["columns"], list) and all(isinstance(x, str) for x in s["columns"])
             and isinstance(s["singles"], list) and all(col(x) for x in s["singles"])
             and isinstance(s["crosses"], list)
@@ -387,8 +390,8 @@ def validate(c: Config) -> None:
         check_schedule(c.learning_rate_schedule)
     need(c.format in ("auto", "libsvm", "parquet", "csv", "tsv"),
          f"format must be auto, libsvm, parquet, csv or tsv, got {c.format!r}")
-    need(c.numeric_as in ("value", "categorical", "bin", "logsq"),
-         f"numeric_as must be value, categorical, bin or logsq, got {c.numeric_as!r}")
+    need(c.numeric_as in ("value", "categorical", "bin", "logsq", "auto"),
+         f"numeric_as must be auto, value, categorical, bin or logsq, got {c.numeric_as!r}")
     need(c.keras_floatx in (None, "float32", "float64"),
          f"keras_floatx must be float32 or float64, got {c.keras_floatx!r}")
     need(c.metric in ("logloss", "auc"), f"metric must be logloss or auc, got {c.metric!r}")

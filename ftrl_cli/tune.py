@@ -51,6 +51,7 @@ from .model import MIN_SLOTS, Model, _next_pow2, layout
 from .progress import Reporter
 from .readers import check_inputs, display_name, expand_inputs, input_format, input_ids, record_schema
 from .readers.fingerprint import fingerprint
+from .readers.wide import auto_report
 from .readers.stream import read_once
 from .records import Best, InputId
 
@@ -396,6 +397,8 @@ def tune(inputs, model_dir, options: TuneOptions | None = None, base: Config | N
                           "and --patience instead of --validation, --holdout-every or --early-stop")
     check_inputs(inputs, 2)
     base = record_schema(base, inputs)  # (what predict, eval and --resume check the data against)
+    for line in auto_report(base.input_schema):  # (a table's columns typed by their values)
+        reporter.log(line)
     grid = options.grid if options.grid is not None else DEFAULT_GRID
     candidates = expand_grid(base.replace(metric=options.metric, passes=options.pass_cap), grid)
     if base.batch_size > 1 and options.holdout == "every":
@@ -740,6 +743,7 @@ def _write(inputs, model_dir, options, base, entries, kept, holdout, memory, nam
                     else {})},
         "passes_read": max((len(e.passes) for e in entries), default=0),
         "settings": [e.to_json(options.metric) for e in entries],
+        "columns": (base.input_schema or {}).get("auto"),
         "seconds": seconds,
     }
     result = _finite(result)

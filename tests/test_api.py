@@ -119,14 +119,15 @@ def test_predict_and_export_write_to_text_streams_too(model_dir):
 
 
 def test_a_diverging_pass_is_reported_not_silent(tmp_path):
-    """Issue 13 item 2: raw Avazu CSV with only --label reads the id column (> 2^63) as a
-    number of ~1e19; the pass's loss is astronomically above the best constant's: a
+    """Issue 13 item 2: raw Avazu CSV with only --label and the typing by type alone
+    (--numeric-as value; the default now ignores that column) reads the id column (> 2^63)
+    as a number of ~1e19; the pass's loss is astronomically above the best constant's: a
     warning on stderr and `diverging_passes` in the summary. A sane run reports none."""
     import json
 
     csv = os.path.join(DATA, "ctr", "avazu_train_head1000.csv")
-    r = subprocess.run([sys.executable, "-m", "ftrl_cli", "train", csv, "--label", "click", "-m", tmp_path / "bad",
-                        "--json"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "ftrl_cli", "train", csv, "--label", "click", "--numeric-as", "value",
+                        "-m", tmp_path / "bad", "--json"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["diverging_passes"] == [1]

@@ -11,6 +11,10 @@
     * `interactions` adds crosses of columns like VW's -q: `a=va^b=vb`.
   With `categorical`/`numeric` lists only the listed columns are features ("*" in a list
   stands for every column not otherwise named); `ignore` drops columns.
+  numeric_as="auto" (the Config default) without a list types each column from its values in
+  the file's first batch instead (_profile: row ids ignored, ids and codes categorical,
+  counts log2 bins, real values values; large ones log2 bins); the plan records it (`auto`
+  in the input_schema) and is reused for every later file, so predict reads as training did.
 
 CSV/TSV are read with pyarrow's streaming reader (`pyarrow.csv.open_csv`): the first block
 decides which columns are numeric (float) — unless `numeric` says — then the file is read
@@ -27,6 +31,7 @@ row group being decoded: whole files are never read into a table.
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 import weakref
@@ -59,7 +64,14 @@ from .errors import _arrow_errors, _one_line, printable
 from .names import NameMap
 from .stream import InputStream, display_name, read_once
 
-NUMERIC_AS = ("value", "categorical", "bin", "logsq")
+NUMERIC_AS = ("value", "categorical", "bin", "logsq", "auto")
+
+# numeric_as="auto" with no --categorical/--numeric list: each column's kind is decided from
+# its type and its values in the file's first batch (_profile), and recorded in the model
+AUTO_MIN_ROWS = 1000  # a column unique on fewer rows is not taken for a row id
+AUTO_FEW = 32  # integers with at most this many distinct values: categories
+AUTO_VALUE_MAX = 100.0  # real values beyond this magnitude: log2 bins (as values they diverge)
+AUTO_COUNT_BUCKETS = "bin"  # the buckets of count columns
 
 
 # ---------------------------------------------------------------------------------------
@@ -81,6 +93,7 @@ class _Plan:
     singles: list  # [_Col]
     crosses: list  # [tuple[_Col, ...]]
     read: list  # every column to read, in file order
+    auto: list | None = None  # numeric_as="auto": [[column, kind or "ignore", why], ...]
 
     @property
     def members(self) -> dict:
@@ -101,6 +114,54 @@ def _supported(pa, t) -> bool:
     if pa.types.is_dictionary(t):
         t = t.value_type
     return not (pa.types.is_nested(t))
+
+
+def _profile(pa, arr, t) -> tuple:
+    """(kind, numeric, reason) of a column typed automatically, from its type t and its
+    values `arr` in the first batch: kind "ignore" (unique on every row: a row id), "cat",
+    "num" (real values) or a bucket kind (counts, AUTO_COUNT_BUCKETS; large reals, "bin").
+    numeric: read as float64 from CSV (else as text). Deterministic: counts, extremes and
+    the median only, in a fixed order."""
+    pc = _pc()
+    if pa.types.is_dictionary(t):
+        arr, t = arr.dictionary_decode(), t.value_type
+    is_float = pa.types.is_floating(t) or pa.types.is_decimal(t)
+    n, nulls = len(arr), arr.null_count
+    if pa.types.is_null(t) or nulls == n:
+        return ("num" if is_float else "cat"), is_float, "no values in the first batch: by its type"
+    if pa.types.is_boolean(t):
+        return "cat", False, "boolean"
+    if not (is_float or pa.types.is_integer(t)):  # strings, dates, times, binary
+        distinct = pc.count_distinct(arr).as_py()
+        if nulls == 0 and n >= AUTO_MIN_ROWS and distinct == n:
+            return "ignore", False, f"unique on each of the first {n:,} rows (a row id)"
+        return "cat", False, f"{distinct:,} distinct values"
+    # (statistics only: integers beyond 2**53 may round; uniqueness is counted on `arr` itself)
+    x = pc.cast(arr.drop_null(), pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+    if is_float:
+        x = x[~np.isnan(x)]
+        if not len(x):
+            return "num", True, "no values in the first batch: by its type"
+        if not np.all(np.isfinite(x)) or not np.all(x == np.floor(x)):
+            top = float(np.max(np.abs(x)))
+            if top <= AUTO_VALUE_MAX:
+                return "num", True, f"real values, |x| <= {top:.4g}"
+            return "bin", True, f"real values up to |x| = {top:.4g}"
+    distinct = pc.count_distinct(arr).as_py()  # (floats: integral from here on)
+    # integers written as floats keep their float text, unless beyond float precision
+    numeric = is_float and float(np.max(np.abs(x))) < 2.0 ** 53
+    if nulls == 0 and n >= AUTO_MIN_ROWS and distinct == n:
+        return "ignore", False, f"unique on each of the first {n:,} rows (a row id)"
+    if distinct <= AUTO_FEW:
+        return "cat", numeric, f"{distinct} distinct integers"
+    lo, med, hi = float(np.min(x)), float(np.median(x)), float(np.max(x))
+    values, counts = np.unique(x, return_counts=True)
+    mode = float(values[np.argmax(counts)])  # (ties: the smallest)
+    # counts: 0 or 1 most often, and a long tail far above the median; ids and codes are
+    # most often some other value (an app, an os: 3, 19), or not skewed (1001..1010, 1..N)
+    if mode in (0.0, 1.0) and hi >= 10 * max(med, 1.0):
+        return AUTO_COUNT_BUCKETS, True, f"counts {lo:.15g}..{hi:.15g}, median {med:.15g}, mostly {mode:.0f}"
+    return "cat", numeric, f"integer codes, {distinct:,} distinct"
 
 
 def _norm_list(x, what):
@@ -136,7 +197,10 @@ def _unique_columns(name, names, hint="") -> None:
 
 
 def _make_plan(pa, name, schema, *, label, categorical, numeric, ignore, interactions, numeric_as,
-               weight, id_column, need_label=True) -> _Plan:
+               weight, id_column, need_label=True, sample=None) -> _Plan:
+    """The features of a file of this (arrow) schema. sample(columns): the file's first
+    batch of those columns (None: no rows), looked at only with numeric_as="auto" and no
+    categorical/numeric list, to type each column (_profile)."""
     names = list(schema.names)
     types = {f.name: f.type for f in schema}
     categorical = _norm_list(categorical, "categorical")
@@ -163,9 +227,22 @@ def _make_plan(pa, name, schema, *, label, categorical, numeric, ignore, interac
             if c in special:
                 raise ConfigError(f"column '{c}' is the label, weight or id column; it cannot be in an interaction")
     rest = [c for c in names if c not in special and c not in ignore and c not in listed]
+    profiled = {}  # column -> (kind, numeric, why) of numeric_as="auto"
     if categorical is None and numeric is None:
         auto = rest
         star_kind = None
+        if numeric_as == "auto":
+            looked = [c for c in names if c in set(rest) | {m for cr in crosses for m in cr}]
+            batch = sample(looked) if sample is not None and looked else None
+            for c in looked:
+                if not _supported(pa, types[c]):
+                    continue  # (an error below, as for any other typing)
+                if batch is None:
+                    profiled[c] = _profile(pa, pa.nulls(0, types[c]), types[c])
+                else:
+                    arr = batch.column(batch.schema.get_field_index(c))
+                    profiled[c] = _profile(pa, arr, arr.type)
+            auto = [c for c in rest if profiled.get(c, ("cat",))[0] != "ignore"]
     else:
         star_cat = "*" in (categorical or [])
         star_num = "*" in (numeric or [])
@@ -187,16 +264,24 @@ def _make_plan(pa, name, schema, *, label, categorical, numeric, ignore, interac
         if not _supported(pa, types[c]):
             raise DataError(f"{name}: column '{c}' has type {types[c]}, which cannot be a feature "
                             "(ignore it)")
+        if c in profiled:
+            kind, num, _ = profiled[c]
+            return _Col(c, "cat" if kind == "ignore" else kind, num)  # (ignored: only in a cross)
         if not is_num:
             # a float column listed as categorical is still read as float64 from CSV, so
             # its text is rendered as for a Parquet float column ("0.50" -> "0.5")
             return _Col(c, "cat", _auto_numeric(pa, types[c]))
-        return _Col(c, {"value": "num", "categorical": "cat", "bin": "bin", "logsq": "logsq"}[numeric_as], True)
+        # ("auto" with a list: listed numeric columns are values, as before "auto" existed)
+        kind = {"value": "num", "categorical": "cat", "bin": "bin", "logsq": "logsq", "auto": "num"}[numeric_as]
+        return _Col(c, kind, True)
 
     chosen = set(listed) | set(auto) | (set(rest) if star_kind else set())
     singles = [kind_of(c) for c in names if c in chosen]
     cross_cols = [tuple(kind_of(c) for c in cross) for cross in crosses]
-    return _finish_plan(names, label if need_label else None, weight, id_column, singles, cross_cols)
+    plan = _finish_plan(names, label if need_label else None, weight, id_column, singles, cross_cols)
+    if numeric_as == "auto" and categorical is None and numeric is None:
+        plan.auto = [[c, profiled[c][0], profiled[c][2]] for c in names if c in profiled and c in rest]
+    return plan
 
 
 def _finish_plan(names, label, weight, id_column, singles, crosses) -> _Plan:
@@ -221,8 +306,34 @@ def _plan_json(plan: _Plan, columns, options) -> dict:
     """A table model's input_schema: the columns of its first training file as read (header
     or names given), and the features it hashes, with the kind each column was read as."""
     col = lambda c: [c.name, c.kind, c.numeric]  # noqa: E731
-    return {"layout": "table", "columns": list(columns), "singles": [col(c) for c in plan.singles],
-            "crosses": [[col(c) for c in cr] for cr in plan.crosses], "options": options}
+    out = {"layout": "table", "columns": list(columns), "singles": [col(c) for c in plan.singles],
+           "crosses": [[col(c) for c in cr] for cr in plan.crosses], "options": options}
+    if plan.auto is not None:  # (what numeric_as="auto" decided, and why: reported, not read back)
+        out["auto"] = plan.auto
+    return out
+
+
+_AUTO_WORDS = {"ignore": "ignored", "cat": "category", "num": "value", "bin": "log2 bins", "logsq": "logsq bins"}
+
+
+def auto_report(schema) -> list:
+    """One line per column of what numeric_as="auto" decided (a table model's input_schema),
+    for the log; [] when nothing was decided automatically."""
+    rows = (schema or {}).get("auto") or []
+    if not rows:
+        return []
+    width = min(max(len(c) for c, _, _ in rows), 20)
+    return (["columns typed by their values in the first batch (flags override):"]
+            + [f"  {c:<{width}} {_AUTO_WORDS.get(k, k):<10} {why}" for c, k, why in rows])
+
+
+def _parquet_sample(pf, columns):
+    """The first batch (up to BATCH_ROWS rows of the first row group) of these columns,
+    whatever order a run reads the row groups in; None for a file without rows."""
+    if pf.metadata.num_row_groups == 0:
+        return None
+    table = pf.read_row_group(0, columns=columns).slice(0, BATCH_ROWS)
+    return table.combine_chunks().to_batches()[0] if table.num_rows else None
 
 
 def _stored_plan(pa, name, names, schema, options, *, label, weight, id_column) -> _Plan | None:
@@ -390,6 +501,19 @@ def _wide_batch(pa, rb, plan: _Plan, mask: int, names: NameMap | None, name: str
 # ---------------------------------------------------------------------------------------
 # wide tables: readers
 # ---------------------------------------------------------------------------------------
+
+def _csv_sample(pa, csv, keep, rename, columns):
+    """The first batch of an open CSV reader (its first block, which typed the columns),
+    as `columns`; kept in `keep` for a file read once, whose rows it then starts."""
+    try:
+        rb = csv._next()
+    except StopIteration:
+        return None
+    keep.append(rb)
+    if rename is not None:
+        rb = pa.RecordBatch.from_arrays(rb.columns, names=rename)
+    return pa.RecordBatch.from_arrays([rb.column(rb.schema.get_field_index(c)) for c in columns], names=columns)
+
 
 def _csv_options(fmt, header, columns, delimiter, types=None, include=None, block_size=1 << 20):
     import pyarrow.csv as pcsv
@@ -592,7 +716,8 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
     strings) that select the features and their kind; "*" = every other column; None for
     both = every column, typed automatically. ignore: columns never used as single
     features. interactions: crosses, each "a^b" or ("a", "b") (two or more columns).
-    numeric_as: "value" | "categorical" | "bin" for numeric columns. header / columns:
+    numeric_as: "value" | "categorical" | "bin" | "logsq" for numeric columns, or "auto":
+    without a list, every column typed from its values in the first batch. header / columns:
     CSV/TSV only: whether the first line names the columns; `columns` gives the names
     (and replaces a header line). names: a NameMap to fill with slot -> `column=value`.
     weight / id_column: optional weight column (Batch.weights) and id column
@@ -619,10 +744,10 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
                 interactions=interactions, numeric_as=numeric_as, weight=weight, id_column=id_column,
                 need_label=need_label)
 
-    def plan_for(file_schema) -> _Plan:
+    def plan_for(file_schema, sample) -> _Plan:
         plan = _stored_plan(pa, name, list(file_schema.names), schema, options,
                             label=label if need_label else None, weight=weight, id_column=id_column)
-        return plan if plan is not None else _make_plan(pa, name, file_schema, **opts)
+        return plan if plan is not None else _make_plan(pa, name, file_schema, sample=sample, **opts)
 
     if fmt == "parquet":
         if columns:
@@ -632,7 +757,7 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
         try:
             with _arrow_errors(name):
                 _unique_columns(name, pf.schema_arrow.names)
-                plan = plan_for(pf.schema_arrow)
+                plan = plan_for(pf.schema_arrow, lambda cols: _parquet_sample(pf, cols))
                 progress = _parquet_progress(path, pf)
                 for rb in _parquet_batches(pf, plan.read, batch_rows, start_row, shuffle_seed):
                     end = row + rb.num_rows
@@ -662,7 +787,8 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
                 [f.with_name(c) for f, c in zip(csv.schema, rename)])
             _unique_columns(name, file_schema.names, "" if columns else
                             " (or replace the header: --columns a,b,... names the columns)")
-            plan = plan_for(file_schema)
+            first = []  # the first batch, when "auto" typing looked at it
+            plan = plan_for(file_schema, lambda cols: _csv_sample(pa, csv, first, rename, cols))
             if not read_once(path):  # (stdin or a FIFO cannot be read twice: keep the inferred types)
                 csv.close()
                 types = {} if plan.label is None else {plan.label: pa.float64()}
@@ -674,6 +800,8 @@ def iter_tabular(path: str, *, fmt: str | None = None, label: str = "label", cat
                     types[c] = pa.float64() if col.numeric else pa.string()
                 csv = _Csv(path, fmt, header, columns, delimiter, types, plan.read)
             batches = csv.batches()
+            if first and read_once(path):  # (looked at, so no longer in the reader)
+                batches = itertools.chain(first, batches)
             if rename is not None:
                 batches = (pa.RecordBatch.from_arrays(rb.columns, names=rename) for rb in batches)
             row = start_row
@@ -705,7 +833,7 @@ def table_schema(path: str, *, fmt: str, label: str = "label", categorical=None,
             with _arrow_errors(name):
                 file_schema = pf.schema_arrow
                 _unique_columns(name, file_schema.names)
-                plan = _make_plan(pa, name, file_schema, **opts)
+                plan = _make_plan(pa, name, file_schema, sample=lambda cols: _parquet_sample(pf, cols), **opts)
         finally:
             pf.close()
     else:
@@ -713,5 +841,6 @@ def table_schema(path: str, *, fmt: str, label: str = "label", categorical=None,
             file_schema = csv.schema
             _unique_columns(name, file_schema.names, "" if columns else
                             " (or replace the header: --columns a,b,... names the columns)")
-            plan = _make_plan(pa, name, file_schema, **opts)
+            plan = _make_plan(pa, name, file_schema, sample=lambda cols: _csv_sample(pa, csv, [], None, cols),
+                              **opts)
     return _plan_json(plan, file_schema.names, options)
