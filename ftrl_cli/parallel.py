@@ -32,7 +32,8 @@ import numpy as np
 from .config import Config
 from .engine import Source, Trainer, file_order, start_run
 from .errors import ConfigError, DataError, Interrupted
-from .kernels.merge import MERGE_AVG, MERGE_SUM, MERGE_WEIGHTED, merge_rows
+from .kernels import slots_of
+from .kernels.merge import MERGE_AVG, MERGE_SUM, MERGE_WEIGHTED, changed_marked, mark_ids, merge_rows
 from .model import MAX_ALIASES, Model, State, fresh_row
 from .progress import Reporter
 from .readers.partition import Piece, Position, plan, read_partition
@@ -41,7 +42,7 @@ from .records import CurvePoint, InputId
 
 RULES = {"weighted": MERGE_WEIGHTED, "avg": MERGE_AVG, "sum": MERGE_SUM}
 CONNECT_TIMEOUT = 10  # seconds to reach a Dask scheduler
-RETRIES = 2  # a partition whose worker died runs again elsewhere (the driver holds the state)
+RETRIES = 2  # local:N: a partition whose worker died runs again, twice (the driver holds the state)
 FIRST_POINT = 128
 _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx)://\S+$")
 
@@ -164,12 +165,14 @@ def train_partition(task: Task, state: State) -> Result:
     trainer = Trainer(c, model, log, reporter=_Collect(warnings), batch_rows=task.batch_rows)
     pos = dataclasses.replace(task.position)
     seen = {"rows": 0, "done": False}
+    touched = Touched(c.bits)
 
     def open_(on_bad=None, **_):
         seeds = None if task.shuffle is None else (lambda piece: (*task.shuffle, piece.index))
         for b in read_partition(task.pieces, c, pos, max_rows=task.max_rows, batch_rows=trainer.rows_per_batch,
                                 on_bad=on_bad, shuffle_seeds=seeds):
             seen["rows"] += b.rows
+            touched.add(b.ids, b.max_id)
             yield b
         r = log.run  # every batch is learned: the sums before the pass closes them
         seen.update(done=True, sums=(r.loss_sum, r.weight_sum, r.pos_sum))
@@ -181,8 +184,7 @@ def train_partition(task: Task, state: State) -> Result:
         if not (seen["done"] and seen["rows"] == 0):
             raise
     out = trainer.model.state
-    fresh = fresh_row(c)
-    slots = out.changed_slots(state, fresh)
+    slots = touched.changed(out, state, fresh_row(c))
     same_aliases = out.aliases.shape == state.aliases.shape and np.array_equal(out.aliases, state.aliases)
     return Result(position=pos, slots=slots, rows=out.table[slots], bias=out.bias.copy(), size=len(out.table),
                   aliases=None if same_aliases else out.aliases, alias_overflow=out.alias_overflow,
@@ -190,6 +192,43 @@ def train_partition(task: Task, state: State) -> Result:
                   sums=seen.get("sums", task.sums or (0.0, 0.0, 0.0)), features=trainer.features,
                   bad_lines=log.bad_lines - start[2], warnings=warnings,
                   curve=log.curve[start[1]:] if task.curve is not None else [])
+
+
+class Touched:
+    """The slots a partition's rows use, marked as its batches go by: only those rows can
+    change (the online kernel writes the slots of a row's ids and nothing else), so only
+    they are compared with the start state. The same slots as State.changed_slots, at a
+    cost that follows the rows of a round rather than the size of the table."""
+
+    def __init__(self, bits: int):
+        self.cap = 1 << bits
+        self.mark = np.zeros(0, np.uint8)
+
+    def add(self, ids, max_id: int) -> None:
+        if max_id < 0:
+            return
+        need = self.cap if max_id >= self.cap else max_id + 1
+        if need > len(self.mark):  # (grows as the table does; never past cap)
+            mark = np.zeros(min(self.cap, max(need, 2 * len(self.mark))), np.uint8)
+            mark[:len(self.mark)] = self.mark
+            self.mark = mark
+        if mark_ids(ids, self.cap, self.mark):
+            hashed = ids[ids >= self.cap]
+            slots = np.empty_like(hashed)
+            slots_of(hashed, self.cap, slots)
+            self.mark[slots] = 1
+
+    def changed(self, state: State, base: State, fresh: np.ndarray) -> np.ndarray:
+        """The marked slots whose row of state differs from base's, bit for bit (past base's
+        end: from fresh, the row it had before the table grew)."""
+        t = state.table
+        if t.dtype != base.table.dtype or t.shape[1] != base.table.shape[1] or len(t) < len(base.table):
+            return state.changed_slots(base, fresh)  # (not a table this run grew from base)
+        bits = np.dtype(f"i{t.dtype.itemsize}")
+        out = np.empty(min(len(t), len(self.mark)), np.int64)
+        m = changed_marked(np.ascontiguousarray(t).view(bits), np.ascontiguousarray(base.table).view(bits),
+                           np.ascontiguousarray(fresh, dtype=t.dtype).view(bits), self.mark, out)
+        return out[:m]
 
 
 # ---------------------------------------------------------------------------------------
@@ -275,9 +314,12 @@ class DaskCluster:
         if not isinstance(cluster, str):
             self.client = cluster
         elif cluster.startswith("local"):
+            import dask
+
             n = _cluster_workers(cluster)
-            self.own_cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                        dashboard_address=":0", silence_logs=logging.ERROR)
+            with dask.config.set({"distributed.scheduler.allowed-failures": RETRIES}):
+                self.own_cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                            dashboard_address=":0", silence_logs=logging.ERROR)
             self.client = self.own_client = distributed.Client(self.own_cluster)
         else:
             try:
@@ -289,13 +331,19 @@ class DaskCluster:
 
     def map(self, tasks, state):
         client = self.client
+        # The state goes to every worker once per round, not once per task. A partition whose
+        # worker dies runs again on another (the scheduler's allowed-failures times): an error
+        # raised by a partition (a bad line) is not retried, it would only come again.
         shared = client.scatter(state, broadcast=True, hash=False)
-        futures = [client.submit(train_partition, t, shared, pure=False, retries=RETRIES) for t in tasks]
+        futures = [client.submit(train_partition, t, shared, pure=False) for t in tasks]
         try:
             return client.gather(futures)
         except self.distributed.KilledWorker as e:
-            raise DataError(f"a worker died on every try of a partition (Dask's allowed failures; {e}); "
-                            "nothing after the last checkpoint is kept") from None
+            name = next((t.name for t, f in zip(tasks, futures) if f.key == getattr(e, "task", None)), "a partition")
+            tries = getattr(e, "allowed_failures", None)
+            raise DataError(f"{name}: the Dask worker running it died {'' if tries is None else f'{tries + 1} times, '}"
+                            "on every try the scheduler allows (distributed.scheduler.allowed-failures); "
+                            "see the workers' logs; continue from the last checkpoint with --resume") from None
         finally:
             for f in futures:
                 f.release()
@@ -335,6 +383,7 @@ def run_parallel(trainer: Trainer, sources: list, *, threads=None, cluster=None)
     since_ckpt = since_eval = 0
     stopped = False
     executor = open_executor(threads, cluster)
+    trainer._t0 = time.perf_counter()  # (loop_seconds: the passes, not the cluster's start)
     try:
         for p in range(run.pass_, c.passes):
             order = file_order(len(paths), c, p)

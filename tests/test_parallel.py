@@ -5,8 +5,10 @@ same model; what has no merge rule is refused."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -317,3 +319,193 @@ def test_worker_processes_give_the_threads_model(tmp_path):
     t, _, _ = train(tmp_path, "threads", [A9A], overrides={"merge_every": 500}, threads=2)
     d, _, _ = train(tmp_path, "procs", [A9A], overrides={"merge_every": 500}, cluster="local:2")
     assert d.config.partitions == 2 and t.state == d.state
+
+
+# ---------------------------------------------------------------------------------------
+# faults, with real processes
+# ---------------------------------------------------------------------------------------
+
+def test_touched_slots_are_the_changed_slots():
+    """Touched (what a partition hands back) against State.changed_slots (the whole table
+    compared): the same slots whenever every changed slot was marked, past the table too."""
+    from ftrl_cli.model import fresh_row
+
+    rng = np.random.default_rng(5)
+    for dtype, bits in (("float64", 6), ("float32", 6), ("float64", 12)):
+        config = Config(dtype=dtype, bits=bits, initial_accumulator=0.5)
+        fresh = fresh_row(config)
+        base = State(np.tile(fresh, (40, 1)), np.zeros(2, dtype), np.zeros(4), np.empty((0, 2), np.int64))
+        base.table[::3] = rng.normal(size=(14, 2))
+        ids = rng.integers(0, 2 * (1 << bits), size=300)  # (some >= cap: hashed)
+        big = ids[ids >= (1 << bits)]
+        hashed = np.empty_like(big)
+        parallel.slots_of(big, 1 << bits, hashed)
+        used = np.unique(np.concatenate([ids[ids < (1 << bits)], hashed]))
+        after = State(np.tile(fresh, (1 << bits, 1)), base.bias, base.layer, base.aliases)
+        after.table[:40] = base.table
+        write = rng.choice(used, size=len(used) // 2, replace=False)
+        after.table[write] = rng.normal(size=(len(write), 2))
+        for s in write[:3]:  # (written back with the same bits: unchanged)
+            after.table[s] = base.table[s] if s < 40 else fresh
+        after.table[write[3], 0] = -0.0  # (== 0.0, other bits: changed)
+        touched = parallel.Touched(bits)
+        for chunk in np.array_split(ids, 7):
+            touched.add(chunk, int(chunk.max()))
+        want = after.changed_slots(base, fresh)
+        assert len(want) and np.array_equal(touched.changed(after, base, fresh), want)
+
+
+DRIVER = """
+import os, signal, sys
+from ftrl_cli import checkpoint
+from ftrl_cli.cli import main
+save, calls = checkpoint.save, []
+def save_then_die(*a, **kw):
+    out = save(*a, **kw)
+    calls.append(out)
+    if len(calls) == int(os.environ["KILL_AFTER"]):
+        os.kill(os.getpid(), signal.SIGKILL)  # (no handler, no cleanup: a real kill -9)
+    return out
+checkpoint.save = save_then_die
+main(sys.argv[1:])
+"""
+
+
+def test_a_driver_killed_by_sigkill_resumes_bit_identical(tmp_path):
+    """A real `ftrl train --threads 2` process killed with SIGKILL right after its 3rd
+    checkpoint (of 6), then `--resume`: the model of an uninterrupted run."""
+    args = [A9A, BLANK, "--threads", "2", "--merge-every", "200", "--checkpoint-every", "400", "--passes", "2",
+            "-q"]
+    whole, whole_log, _ = train(tmp_path, "whole", [A9A, BLANK], threads=2, overrides={
+        "merge_every": 200, "checkpoint_every": 400, "passes": 2})
+    d = str(tmp_path / "cut")
+    env = {**os.environ, "KILL_AFTER": "3"}
+    r = subprocess.run([sys.executable, "-c", DRIVER, "train", *args, "-m", d], env=env, capture_output=True,
+                       timeout=120)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    _, meta = checkpoint.load(d, resume=True)
+    assert not meta.finished and 0 < meta.examples_seen < 2 * 3000
+    r = subprocess.run([sys.executable, "-m", "ftrl_cli", "train", A9A, BLANK, "-m", d, "--resume", "--threads",
+                        "2", "-q"], capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    model, log = checkpoint.load(d)
+    assert model.state == whole.state and log.history == whole_log.history
+
+
+def test_cli_unreachable_scheduler_is_one_line_within_the_timeout(tmp_path):
+    pytest.importorskip("distributed")
+    code = ("import sys, time; from ftrl_cli import parallel; from ftrl_cli.cli import main\n"
+            "parallel.CONNECT_TIMEOUT = 2\n"
+            "t = time.perf_counter()\n"
+            "try: main(sys.argv[1:])\n"
+            "except SystemExit as e: print(f'{time.perf_counter() - t:.2f}'); sys.exit(e.code)")
+    r = subprocess.run([sys.executable, "-c", code, "train", A9A, "-m", str(tmp_path / "m"), "--cluster",
+                        "tcp://127.0.0.1:9", "--partitions", "2"], capture_output=True, text=True, timeout=60)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9 within 2 s" in lines[0]
+    assert float(r.stdout) < 2 + 3  # (the connect's timeout, plus importing Dask)
+
+
+KILL_HOOK = """
+# Loaded by each test worker (dask worker --preload): kills its own process (SIGKILL) when
+# a control file in $FTRL_TEST_CONTROL names the partition it is given.
+import os, signal
+from ftrl_cli import parallel
+
+_train = parallel.__dict__.setdefault("_unhooked_train_partition", parallel.train_partition)  # (loaded twice)
+CONTROL = os.environ["FTRL_TEST_CONTROL"]
+
+def _named(kind, task):
+    try:
+        with open(os.path.join(CONTROL, kind)) as f:
+            return f.read() in task.name
+    except FileNotFoundError:
+        return False
+
+def train_partition(task, state):
+    mid_run = task.position.offset > task.pieces[0].start  # (not its first round)
+    if _named("always", task) or (_named("once", task) and mid_run and _first("once.done")):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _train(task, state)
+
+def _first(marker):
+    try:
+        os.close(os.open(os.path.join(CONTROL, marker), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+parallel.train_partition = train_partition  # (tasks name it by reference: the worker's is this)
+"""
+
+
+@pytest.fixture(scope="module")
+def real_cluster(tmp_path_factory):
+    """`dask scheduler` and two `dask worker` processes on 127.0.0.1 (Numba's cache warmed
+    first, so that a worker starts in about a second); the scheduler allows one death per
+    task (distributed.scheduler.allowed-failures = 1)."""
+    distributed = pytest.importorskip("distributed")
+    d = tmp_path_factory.mktemp("cluster")
+    api.train([A9A], d / "warm", threads=2)  # (compiles every kernel a partition uses into the cache)
+    control = d / "control"
+    control.mkdir()
+    hook = d / "ftrl_kill_hook.py"
+    hook.write_text(KILL_HOOK)
+    file = d / "scheduler.json"
+    env = {**os.environ, "FTRL_TEST_CONTROL": str(control), "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
+    dask = [sys.executable, "-m", "dask"]
+    log = open(d / "cluster.log", "wb")
+    procs = [subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                      "--scheduler-file", str(file)], env=env, stdout=log, stderr=log,
+                              start_new_session=True)]
+    try:
+        procs += [subprocess.Popen(dask + ["worker", "--scheduler-file", str(file), "--host", "127.0.0.1",
+                                           "--nthreads", "1", "--no-dashboard", "--local-directory", str(d),
+                                           "--preload", str(hook)], env=env, stdout=log, stderr=log,
+                                          start_new_session=True)
+                  for _ in range(2)]
+        deadline = time.time() + 60
+        while not file.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        address = json.loads(file.read_text())["address"]
+        with distributed.Client(address, timeout=30) as c:
+            c.wait_for_workers(2, timeout=60)
+            yield address, control, c
+    finally:  # (each in a process group of its own: the nanny's worker process goes too)
+        for p in procs:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        log.close()
+
+
+def test_a_killed_worker_s_partition_runs_again_and_the_model_is_unchanged(tmp_path, real_cluster):
+    address, control, c = real_cluster
+    c.wait_for_workers(2, timeout=60)
+    settings = {"partitions": 2, "merge_every": 250, "passes": 2, "validation": A9A_T}
+    t, t_log, _ = train(tmp_path, "threads", [A9A], overrides=settings, threads=2)
+    (control / "once").write_text("[partition 2 of 2]")
+    try:  # (the CLI in a process of its own: a hang would fail the test, not stall the suite)
+        r = subprocess.run([sys.executable, "-m", "ftrl_cli", "train", A9A, "-m", str(tmp_path / "dask"),
+                            "--cluster", address, "--partitions", "2", "--merge-every", "250", "--passes", "2",
+                            "--validation", A9A_T, "-q"], capture_output=True, text=True, timeout=120)
+    finally:
+        (control / "once").unlink()
+    assert r.returncode == 0, r.stderr
+    assert (control / "once.done").exists()  # (a worker did die, mid-run)
+    d, d_log = checkpoint.load(tmp_path / "dask")
+    assert d.state == t.state and d_log.history == t_log.history and d_log.evals == t_log.evals
+
+
+def test_a_worker_that_dies_on_every_try_is_a_one_line_error(tmp_path, real_cluster):
+    address, control, c = real_cluster
+    c.wait_for_workers(2, timeout=60)
+    (control / "always").write_text("[partition 1 of 2]")
+    try:
+        r = subprocess.run([sys.executable, "-m", "ftrl_cli", "train", A9A, "-m", str(tmp_path / "m"), "--cluster",
+                            address, "--partitions", "2"], capture_output=True, text=True, timeout=120)
+    finally:
+        (control / "always").unlink()
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert "[partition 1 of 2]: the Dask worker running it died 2 times" in lines[0]

@@ -14,7 +14,7 @@ The sums run in partition order, in float64; the result is rounded once to the t
 import numpy as np
 from numba import njit
 
-__all__ = ["MERGE_WEIGHTED", "MERGE_AVG", "MERGE_SUM", "merge_rows"]
+__all__ = ["MERGE_WEIGHTED", "MERGE_AVG", "MERGE_SUM", "merge_rows", "mark_ids", "changed_marked"]
 
 MERGE_WEIGHTED, MERGE_AVG, MERGE_SUM = 0, 1, 2
 _COL_N = 1  # (z is column 0, n column 1: model.layout for online FTRL)
@@ -62,3 +62,49 @@ def merge_rows(base, fresh, slots, rows, order, rule, out):
                     acc = acc / (j - i)
                 out[s, c] = b + acc
         i = j
+
+
+# ---------------------------------------------------------------------------------------
+# what a partition changed: only the slots its rows touched are compared
+# ---------------------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def mark_ids(ids, cap, mark):
+    """mark[i] = 1 for every id i < cap (its own slot); returns how many ids are >= cap
+    (hashed: the caller marks their slots).
+
+    # Assumes: len(mark) > every id < cap in ids (the caller grows mark like the table).
+    """
+    hashed = 0
+    for k in range(len(ids)):
+        i = ids[k]
+        if i >= cap:
+            hashed += 1
+        elif i >= 0:
+            mark[i] = 1
+    return hashed
+
+
+@njit(cache=True, nogil=True)
+def changed_marked(table, base, fresh, mark, out):
+    """out[:m] = the marked slots whose row of `table` differs, bit for bit, from base's
+    row (from `fresh` past base's end), in slot order; returns m.
+
+    # Assumes: table (D, C) and base (D0, C) integer views of the same float dtype,
+    # D0 <= D; fresh (C,) the same view of the fresh row; len(mark) >= D only matters up to
+    # D (slots past len(mark) were not touched); len(out) >= D.
+    """
+    d = min(table.shape[0], len(mark))
+    d0 = base.shape[0]
+    ncol = table.shape[1]
+    m = 0
+    for s in range(d):
+        if mark[s] == 0:
+            continue
+        for c in range(ncol):
+            b = base[s, c] if s < d0 else fresh[c]
+            if table[s, c] != b:
+                out[m] = s
+                m += 1
+                break
+    return m
