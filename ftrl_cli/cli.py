@@ -255,12 +255,14 @@ def _csv_list(ctx, param, value):
 
 
 def _crosses(ctx, param, value):
-    """a:b,c:d:e -> [["a", "b"], ["c", "d", "e"]] (VW's -q, datatable's interactions)."""
+    """a:b,c:d:e -> [["a", "b"], ["c", "d", "e"]] (VW's -q, datatable's interactions); on
+    libsvm/sparse Parquet the names are feature ids or * (readers/crosses.py checks them)."""
     if value is None:
         return None
     out = [[c.strip() for c in item.replace("^", ":").split(":")] for item in value.split(",") if item.strip()]
     if any(len(x) < 2 or not all(x) for x in out):
-        raise click.BadParameter("each interaction names two or more columns, e.g. site:app,a:b:c")
+        raise click.BadParameter("each interaction names two or more columns (tables) or ids "
+                                 "(libsvm, sparse Parquet), e.g. site:app,a:b:c or 3:7,5:*")
     return out
 
 
@@ -284,7 +286,8 @@ def input_options(fn):
         click.option("--ignore", default=None, metavar="A,B", callback=_csv_list,
                      help="Wide tables: columns never used."),
         click.option("--interactions", default=None, metavar="A:B,C:D", callback=_crosses,
-                     help="Wide tables: hashed crosses of columns (a:b, a:b:c)."),
+                     help="Crosses: of columns in tables (a:b, a:b:c), of feature ids in libsvm/sparse "
+                          "Parquet (3:7, 3:* = id 3 with every other id of the row)."),
         click.option("--numeric-as", default=None,
                      type=click.Choice(["auto", "value", "categorical", "bin", "logsq"]),
                      help="Numeric columns as their value, as categories, log2 bins, or Criteo-Kaggle "

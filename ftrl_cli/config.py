@@ -141,7 +141,9 @@ class Config:
     categorical: list | None = None  # wide tables: columns hashed as column=value ("*": the rest)
     numeric: list | None = None  # wide tables: columns used with their value
     ignore: list | None = None  # wide tables: columns never used
-    interactions: list | None = None  # wide tables: crosses, e.g. [["a", "b"], ["a", "b", "c"]]
+    # crosses: of columns (tables), e.g. [["a", "b"], ["a", "b", "c"]]; of ids (libsvm, sparse
+    # Parquet: readers/crosses.py), e.g. [["3", "7"], ["5", "*"]]
+    interactions: list | None = None
     # value | categorical | bin (floor(log2(1+|x|))) | logsq (x<=2: x, else floor(ln(x)^2)) | auto (no
     # categorical/numeric list: each column typed from its values in the first batch; with one: value)
     numeric_as: str = "auto"
@@ -320,7 +322,8 @@ def _input_schema_ok(s) -> bool:
     if not isinstance(s, dict) or s.get("layout") not in ("ids", "table"):
         return False
     if s["layout"] == "ids" or set(s) == {"layout"}:
-        return set(s) == {"layout"}
+        # (id_crosses: trained with --interactions of ids; older models ignored them)
+        return set(s) == {"layout"} or (s["layout"] == "ids" and s == {"layout": "ids", "id_crosses": True})
     return (set(s) - {"auto"} == {"layout", "columns", "singles", "crosses", "options"}
             and isinstance(s.get("auto", []), list)
             and isinstance(s["columns"], list) and all(isinstance(x, str) for x in s["columns"])

@@ -5,6 +5,7 @@
                  scoring from the state (margins_state), feature id -> slot (slots_of)
     hashing.py   MurmurHash3 of tabular cells rendered as text; sparse Parquet row checks
     floatfmt.py  %.17g text output (format_g17)
+    crosses.py   crosses of feature ids in CSR rows (cross_rows, cross_id)
     merge.py     merging the partitions' states of parallel training (merge_rows)
 
 Kernels take plain arrays and scalars; callers validate; each kernel says what it
@@ -22,6 +23,7 @@ from .ftrl import *  # noqa: F403
 from .hashing import *  # noqa: F403
 from .libsvm import *  # noqa: F403
 from .libsvm import last_newline
+from .crosses import *  # noqa: F403
 from .merge import *  # noqa: F403
 
 # --------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from ..config import Config
 from ..errors import ConfigError, DataError
 from . import libsvm, parquet_sparse, wide
 from .batch import BATCH_ROWS, prefetch
+from .crosses import id_crosses, with_crosses
 from .detect import detect_format, parquet_layout
 from .errors import open_data
 from .stream import is_fifo, release_fifo
@@ -139,7 +140,10 @@ def record_schema(config: Config, inputs, keep: bool = False) -> Config:
                             f"{_LAYOUTS[layouts[0]]}; a model learns from one layout (ids of the one and "
                             "hashed columns of the other would share its table): train one model per layout")
     if layouts[0] == "ids":
-        return config.replace(input_schema={"layout": "ids"})
+        # (an interaction that is not of ids fails before training; a model that crosses ids says
+        # so, since older ones were trained with --interactions ignored, and score without them)
+        crossed = id_crosses(config.interactions) is not None
+        return config.replace(input_schema={"layout": "ids", **({"id_crosses": True} if crossed else {})})
     path = inputs[0]
     fmt = input_format(path, config)
     schema = wide.table_schema(
@@ -181,17 +185,24 @@ def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_ro
         layout = "ids" if fmt in ("libsvm", "parquet-sparse") else "table"
         if layout != schema["layout"]:
             raise _layout_error(path, layout, schema["layout"])
+    # --interactions on ids: crosses of ids (readers/crosses.py), made in the read-ahead thread
+    crosses = (id_crosses(config.interactions) if fmt in ("libsvm", "parquet-sparse")
+               and (not schema or schema.get("id_crosses")) else None)
     if fmt == "libsvm":
         # (skipped lines are counted as they are read: read ahead only when none can be)
         ahead = _read_ahead() and on_bad is None
         it = libsvm.iter_libsvm(path, start_offset=start_offset, start_line=start_line, batch_rows=batch_rows,
                                  on_bad=on_bad, with_comments=with_ids, row_multiple=config.batch_size, fresh=ahead)
+        if crosses is not None:
+            it = with_crosses(it, crosses, path, config.interactions, rows_counted=False)
         return prefetch(it, copy=False) if ahead else it
     if fmt == "parquet-sparse":
         it = parquet_sparse.iter_parquet_sparse(
             path, label=config.label_column, indices=config.indices_column, values=config.values_column,
             weight=config.weight_column, id_column=config.id_column, batch_rows=batch_rows,
             start_row=start_offset, shuffle_seed=shuffle_seed, weight_default="weight", need_label=labels)
+        if crosses is not None:
+            it = with_crosses(it, crosses, path, config.interactions, rows_counted=True)
         return prefetch(it, copy=False) if _read_ahead() else it  # (its batches own their arrays)
     return wide.iter_tabular(
         path, fmt="parquet" if fmt == "parquet-wide" else fmt, label=config.label_column,
