@@ -353,8 +353,11 @@ def test_sparse_parquet_from_libsvm_gives_the_same_batches(tmp_path, source):
     assert [b["max_id"] for b in svm] == [b["max_id"] for b in par]
     schema = pq.read_schema(out)
     assert schema.field("label").type == pa.float64()
-    assert schema.field("indices").type == pa.list_(pa.int64())
-    assert schema.field("values").type == pa.list_(pa.float64())
+    # (convert writes the lists' elements, and the ids list, as required: see sparse_schema)
+    ids_t, vals_t = schema.field("indices").type, schema.field("values").type
+    assert pa.types.is_list(ids_t) and ids_t.value_type == pa.int64()
+    assert pa.types.is_list(vals_t) and vals_t.value_type == pa.float64()
+    assert not schema.field("indices").nullable and schema.field("values").nullable
     assert "weight" not in schema.names
     if source == "agaricus":
         assert pq.ParquetFile(out).metadata.num_row_groups == 3

@@ -87,13 +87,14 @@ def _rechunk(batches, n: int, skip: int = 0):
         yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
 
 
-def _parquet_batches(pf, columns, batch_rows: int, start_row: int, shuffle_seed=None):
+def _parquet_batches(pf, columns, batch_rows: int, start_row: int, shuffle_seed=None, use_threads=True):
     """Record batches of the named columns from row start_row on, reading only the row
     groups from the one holding start_row, one row group at a time (pyarrow pre-buffers
     every row group it is asked for: asking for all would hold the whole file).
 
     shuffle_seed: read the row groups in the order of a permutation seeded by it (rows are
-    then counted, for start_row, in that order)."""
+    then counted, for start_row, in that order). use_threads: decode a group's columns on
+    Arrow's thread pool (False: in this thread, for files whose decode is one column's)."""
     md = pf.metadata
     order = list(range(md.num_row_groups))
     if shuffle_seed is not None:
@@ -106,7 +107,8 @@ def _parquet_batches(pf, columns, batch_rows: int, start_row: int, shuffle_seed=
     def groups():
         # read_row_group decodes a whole group at once: 4x faster than iter_batches here
         for g in order[first:]:
-            yield from pf.read_row_group(g, columns=columns).to_batches(max_chunksize=batch_rows)
+            yield from pf.read_row_group(g, columns=columns, use_threads=use_threads).to_batches(
+                max_chunksize=batch_rows)
 
     return _rechunk(groups(), batch_rows, skip=start_row - before)
 
@@ -122,7 +124,12 @@ def _valid(arr) -> np.ndarray:
         if len(_ONES_U8) < n:
             _ONES_U8 = np.ones(max(n, BATCH_ROWS), np.uint8)
         return _ONES_U8[:n]
-    return np.asarray(arr.is_valid().to_numpy(zero_copy_only=False)).view(np.uint8)
+    bitmap = arr.buffers()[0]
+    if bitmap is None:  # (null, union, run-end types: no bitmap of their own)
+        return np.asarray(arr.is_valid().to_numpy(zero_copy_only=False)).view(np.uint8)
+    # (the validity bitmap itself: Array.is_valid would import pyarrow.compute)
+    bits = np.unpackbits(np.frombuffer(bitmap, np.uint8), count=arr.offset + n, bitorder="little")
+    return bits[arr.offset:]
 
 
 def _fixed_values(arr, dtype) -> np.ndarray:
@@ -211,6 +218,35 @@ def _parquet_progress(path, pf):
 # ---------------------------------------------------------------------------------------
 # sparse Parquet
 # ---------------------------------------------------------------------------------------
+
+_FAST_ELEMENTS = {"int64": np.int64, "int32": np.int32, "int16": np.int16, "int8": np.int8,
+                  "uint32": np.uint32, "uint16": np.uint16, "uint8": np.uint8,
+                  "double": np.float64, "float": np.float32}
+
+
+def _list_buffers(pa, arr, kinds):
+    """(offsets int64[n+1], elements ndarray) of a list column read straight from its Arrow
+    buffers, or None when the general path (_list_column) is needed: a fixed-size list,
+    null elements, or an element type not in `kinds` (names as in _FAST_ELEMENTS).
+
+    The elements are a zero-copy, read-only view of the whole child array; row r's are
+    elements[offsets[r]:offsets[r+1]] (offsets are not shifted to 0). Null rows keep the
+    offsets Arrow gave them: callers decide what a null row means. Decoding a row group
+    thus costs no pyarrow.compute call (nor its import) and no copy of the ids."""
+    t = arr.type
+    if not (pa.types.is_list(t) or pa.types.is_large_list(t)) or str(t.value_type) not in kinds:
+        return None
+    child = arr.values  # (the whole child: the list's slice offset is in its offsets)
+    if child.null_count:
+        return None
+    n = len(arr)
+    off = arr.offsets.to_numpy()
+    if len(off) != n + 1:
+        return None
+    if n and (off[0] < 0 or off[n] > len(child) or (off[1:] < off[:-1]).any()):
+        return None  # (not what Arrow builds from Parquet: let the general path judge it)
+    return off.astype(np.int64, copy=False), _fixed_values(child, _FAST_ELEMENTS[str(t.value_type)])
+
 
 def _list_column(pa, arr, name, col, what, row0):
     """(indptr int64[n+1], flat values Array) of a list column; null lists are empty rows."""
