@@ -241,6 +241,7 @@ _SETTINGS = [
     ("metric", click.Choice(["logloss", "auc"]), "What --early-stop and 'best' use.  [default: logloss]"),
     ("passes", int, "Passes over the inputs.  [default: 1]"),
     ("seed", int, "Seed of --shuffle.  [default: 0]"),
+    ("shuffle-buffer", int, "--shuffle on text files: rows shuffled together (memory; 1: line order).  [default: 100000]"),
     ("on-bad-line", click.Choice(["fail", "skip", "warn"]),
      "A malformed line stops the run (fail) or is skipped, silently or with a warning.  [default: fail]"),
     ("max-bad-lines", int, "With skip/warn: stop after this many bad lines."),
@@ -312,7 +313,8 @@ def settings_options(fn):
     for name, typ, help_ in reversed(_SETTINGS):
         fn = click.option(f"--{name}", name.replace("-", "_"), type=typ, default=None, help=help_)(fn)
     fn = input_options(fn)
-    fn = click.option("--shuffle/--no-shuffle", default=None, help="Shuffle the order of the input files and of Parquet row groups in each pass.")(fn)
+    fn = click.option("--shuffle/--no-shuffle", default=None, help="Shuffle, in each pass, the order of the input files, of Parquet row groups, and of text "
+                                "rows within blocks of --shuffle-buffer rows.")(fn)
     fn = click.option("--validation-header/--validation-no-header", "validation_header", default=None,
                       help="CSV/TSV: whether the --validation file has a header line (without one, the training "
                            "columns name it).  [default: as the training data]")(fn)

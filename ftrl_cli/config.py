@@ -152,8 +152,9 @@ class Config:
     # recorded by train: the inputs' layout ("ids" or "table") and, for a table, its columns
     # and features, so that predict, eval and --validation read data as training did
     input_schema: dict | None = None
-    shuffle: bool = False  # shuffle the order of the input files in each pass
+    shuffle: bool = False  # shuffle the input files, Parquet row groups and text rows in each pass
     seed: int = 0  # for --shuffle
+    shuffle_buffer: int = 100_000  # --shuffle on text: rows shuffled together (a block; memory)
     # --- validation and early stopping ---
     validation: str | None = None  # a labelled file evaluated after each pass
     validation_header: bool | None = None  # CSV/TSV: the validation file has a header line (None: as training's)
@@ -349,6 +350,9 @@ def validate(c: Config) -> None:
             need(abs(v) <= MAX_INT, f"{f.name} must be at most 2**63 - 1, got {_show(v)}")
     need(not c.shuffle or (isinstance(c.seed, int) and c.seed >= 0),
          f"seed (--seed) must be an integer >= 0 for shuffle, got {_show(c.seed)}")
+    need(isinstance(c.shuffle_buffer, int) and not isinstance(c.shuffle_buffer, bool)
+         and 1 <= c.shuffle_buffer <= MAX_BATCH_SIZE,
+         f"shuffle_buffer (--shuffle-buffer) must be an integer in 1..2**30 rows, got {_show(c.shuffle_buffer)}")
     for name in ("alpha", "beta", "l1", "l2", "l2_shrinkage", "lr_power", "initial_accumulator"):
         v = getattr(c, name)
         need(isinstance(v, (int, float)) and math.isfinite(v), f"{name} must be a finite number, got {v!r}")

@@ -47,8 +47,9 @@ FIRST_POINT = 128
 class Source:
     """One input of a run: its name (the path as given, '-' for stdin), its size for
     progress (None: unknown), and open(start_offset=, start_line=, batch_rows=, on_bad=,
-    shuffle_seed=, pass_index=) -> Batches from a resume position (bytes/lines for text,
-    rows for tables and arrays); shuffle_seed is given when the config shuffles."""
+    shuffle_seed=, pass_index=, block_row=) -> Batches from a resume position (bytes/lines
+    for text, rows for tables and arrays; block_row: rows of a shuffled text block already
+    trained); shuffle_seed is given when the config shuffles."""
 
     path: str
     size: int | None
@@ -72,7 +73,7 @@ def array_source(indptr, ids, values, labels, weights=None, name="<array>", orde
     order(pass_index) -> a permutation of the rows for that pass, or None (as given)."""
 
     def open_(start_offset=0, start_line=0, batch_rows=BATCH_ROWS, on_bad=None, shuffle_seed=None,
-              pass_index=0):
+              pass_index=0, block_row=0):
         return iter_csr(indptr, ids, values, labels, weights, batch_rows=batch_rows, start_row=start_offset,
                         order=None if order is None else order(pass_index))
 
@@ -209,7 +210,7 @@ class Trainer:
                     for b in src.open(start_offset=run.offset, start_line=run.line,
                                       batch_rows=self.rows_per_batch, on_bad=on_bad,
                                       shuffle_seed=(c.seed, p, order[i]) if c.shuffle else None,
-                                      pass_index=p):
+                                      pass_index=p, block_row=run.block_row):
                         self.learn(b)
                         if self._after_batch():
                             self.stopped_early = True
@@ -217,12 +218,12 @@ class Trainer:
                     rep.end_input()
                     if self.stopped_early:
                         break
-                    run.file, run.offset, run.line = i + 1, 0, 0
+                    run.file, run.offset, run.line, run.block_row = i + 1, 0, 0, 0
                 self.end_pass()
                 if self.stopped_early or self.evaluate(log.passes_done):
                     self.stopped_early = True
                     break
-                run.pass_, run.file, run.offset, run.line = p + 1, 0, 0, 0
+                run.pass_, run.file, run.offset, run.line, run.block_row = p + 1, 0, 0, 0, 0
             self.finish()
         finally:
             rep.close()
@@ -259,7 +260,7 @@ class Trainer:
         self.features += len(b.ids)
         self._since_ckpt += n
         self._since_eval += n
-        run.offset, run.line = b.end_offset, b.end_line
+        run.offset, run.line, run.block_row = b.end_offset, b.end_line, b.end_block_row
         self.reporter.advance(b.raw_bytes, n, loss)
         return loss
 

@@ -161,6 +161,7 @@ class RunProgress(Record):
     file: int = 0  # index into the pass's file order
     offset: int = 0  # bytes (text) or rows (tables) of that file consumed
     line: int = 0  # lines of that file consumed (text)
+    block_row: int = 0  # --shuffle on text: rows trained of the block that starts at offset/line
     examples: int = 0  # rows trained on in this pass so far
     loss_sum: float = 0.0  # running sums of the pass, added row by row
     weight_sum: float = 0.0
@@ -178,6 +179,12 @@ class RunProgress(Record):
 
     def end_pass(self) -> None:
         self.examples, self.loss_sum, self.weight_sum, self.pos_sum = 0, 0.0, 0.0, 0.0
+
+    def to_json(self) -> dict:
+        d = _to_json(self)
+        if not self.block_row:  # (written only inside a shuffled text block: older readers read the rest)
+            del d["block_row"]
+        return d
 
 
 @dataclass

@@ -51,8 +51,8 @@ from .model import MIN_SLOTS, Model, _next_pow2, layout
 from .progress import Reporter
 from .readers import check_inputs, display_name, expand_inputs, input_format, input_ids, record_schema
 from .readers.fingerprint import fingerprint
-from .readers.wide import auto_report
 from .readers.stream import read_once
+from .readers.wide import auto_report
 from .records import Best, InputId
 
 TUNE_FORMAT = 1

@@ -18,12 +18,12 @@ import sys
 import numpy as np
 from numba import config as _numba_config
 
+from .crosses import *  # noqa: F403
 from .floatfmt import *  # noqa: F403
 from .ftrl import *  # noqa: F403
 from .hashing import *  # noqa: F403
 from .libsvm import *  # noqa: F403
 from .libsvm import last_newline
-from .crosses import *  # noqa: F403
 from .merge import *  # noqa: F403
 
 # --------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ class Batch:
     raw_bytes: int  # bytes of the file on disk read so far (progress)
     weights: np.ndarray | None = None  # float64[rows] importance weights; None = all 1
     ids_text: list | None = None  # per row: the text after '#' (libsvm) or the id column
+    end_block_row: int = 0  # --shuffle on text: rows of the block at end_offset/end_line already yielded
 
     @property
     def rows(self) -> int:
@@ -34,7 +35,8 @@ class Batch:
 def _own(b: Batch) -> Batch:
     """A copy of a batch that no longer shares the reader's reused buffers."""
     return Batch(b.labels.copy(), b.indptr.copy(), b.ids.copy(), b.values.copy(), b.max_id, b.end_offset,
-                 b.end_line, b.raw_bytes, None if b.weights is None else b.weights.copy(), b.ids_text)
+                 b.end_line, b.raw_bytes, None if b.weights is None else b.weights.copy(), b.ids_text,
+                 b.end_block_row)
 
 
 def prefetch(batches, depth: int = 2, copy: bool = True):

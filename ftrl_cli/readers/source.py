@@ -10,7 +10,7 @@ import os
 
 from ..config import Config
 from ..errors import ConfigError, DataError
-from . import libsvm, parquet_sparse, wide
+from . import libsvm, parquet_sparse, shuffle, wide
 from .batch import BATCH_ROWS, prefetch
 from .crosses import id_crosses, with_crosses
 from .detect import detect_format, parquet_layout
@@ -172,10 +172,13 @@ def convert_weights(inputs, config: Config):
 
 
 def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_rows=BATCH_ROWS,
-                 on_bad=None, with_ids=False, names=None, shuffle_seed=None, labels=True):
+                 on_bad=None, with_ids=False, names=None, shuffle_seed=None, labels=True, block_row=None):
     """Batches from one input in any format train reads, with the model's column and
     hashing settings. Resume positions: bytes/lines for text, rows for tables.
-    shuffle_seed: a Parquet file's row groups are read in an order seeded by it.
+    shuffle_seed: a Parquet file's row groups are read in an order seeded by it; with
+    block_row too (the trainer's position in a block), a libsvm file's rows are shuffled in
+    blocks of config.shuffle_buffer rows (readers/shuffle.py; without it, as for the
+    parallel trainer's pieces, or with a buffer of 1 row, text keeps its line order).
     labels: False when they are not needed (predict): a table or sparse Parquet file
     without the label column is read, and Batch.labels is NaN.
     An input whose layout is not the model's (Config.input_schema) is a DataError."""
@@ -191,10 +194,17 @@ def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_ro
     if fmt == "libsvm":
         # (skipped lines are counted as they are read: read ahead only when none can be)
         ahead = _read_ahead() and on_bad is None
-        it = libsvm.iter_libsvm(path, start_offset=start_offset, start_line=start_line, batch_rows=batch_rows,
-                                 on_bad=on_bad, with_comments=with_ids, row_multiple=config.batch_size, fresh=ahead)
+        shuffled = shuffle_seed is not None and block_row is not None and config.shuffle_buffer > 1
+        # (shuffled: one batch per block, exactly block_rows rows but the last)
+        n = shuffle.block_rows(config) if shuffled else batch_rows
+        it = libsvm.iter_libsvm(path, start_offset=start_offset, start_line=start_line, batch_rows=n,
+                                 on_bad=on_bad, with_comments=with_ids,
+                                 row_multiple=n if shuffled else config.batch_size, fresh=ahead or shuffled)
         if crosses is not None:
             it = with_crosses(it, crosses, path, config.interactions, rows_counted=False)
+        if shuffled:
+            it = shuffle.shuffled_blocks(it, shuffle_seed, start_offset=start_offset, start_line=start_line,
+                                         block_row=block_row, batch_rows=batch_rows)
         return prefetch(it, copy=False) if ahead else it
     if fmt == "parquet-sparse":
         it = parquet_sparse.iter_parquet_sparse(
