@@ -14,13 +14,12 @@ import sys
 
 import numpy as np
 
-from . import checkpoint, metrics
+from . import checkpoint
 from . import kernels as K
 from .atomic import atomic_writer
 from .config import Config
 from .engine import StopFlag, Trainer, file_source, start_run
 from .errors import ConfigError, DataError, ModelError
-from .external import from_keras, from_mxnet, from_novograd, read_json
 from .model import Model, fresh_row
 from .progress import Reporter
 from .readers import (
@@ -45,8 +44,8 @@ from .records import InputId
 
 
 def start_numba_for_cli() -> None:
-    """Faster start for the command line (see kernels.start_without_scipy)."""
-    K.start_without_scipy()
+    """Faster start and exit for the command line (see kernels.start_for_cli)."""
+    K.start_for_cli()
 
 
 # ---------------------------------------------------------------------------------------
@@ -60,6 +59,8 @@ def resolve_config(model_dir, *, config_file=None, overrides=None, resume=False,
     mxnet or novograd); explicit settings (`overrides`) win in every case."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     if external:
+        from .external import from_keras, from_mxnet, from_novograd, read_json
+
         kind, path = external
         mapper = {"keras": from_keras, "mxnet": from_mxnet, "novograd": from_novograd}[kind]
         extra = {"floatx": overrides.get("keras_floatx", "float32")} if kind == "keras" else {}
@@ -253,6 +254,9 @@ def _train_summary(model_dir, trainer, model, log, start_examples, start_bad, na
         "features": trainer.features if trainer else 0,
         "up_to_date": trainer is None,
         "seconds": seconds,
+        # the passes alone (reading, learning, evaluations, checkpoints on the way):
+        # `seconds` less the final save; the process's start-up is in neither
+        "loop_seconds": trainer.loop_seconds if trainer else 0.0,
         "rows_per_second": examples / seconds if seconds > 0 else None,
         "bad_lines": log.bad_lines - start_bad,
         "diverging_passes": [h.pass_ for h in passes_run if h.logloss is not None
@@ -436,6 +440,8 @@ def _check_distinct(inputs):
 
 
 def _summary(m, y, w, threshold, bins):
+    from . import metrics
+
     return metrics.summary(m, y, threshold, weights=None if np.all(w == 1) else w, bins=bins)
 
 

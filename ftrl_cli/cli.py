@@ -29,9 +29,11 @@ from .errors import ConfigError, DataError, FtrlError  # noqa: E402
 
 def _api():
     """The library, imported when a command runs (keeps `ftrl --help` fast)."""
+    from . import kernels
+
+    kernels.start_for_cli()  # (before the library imports Numba)
     from . import api
 
-    api.start_numba_for_cli()
     return api
 
 

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels as K
-from . import metrics
 from .config import Config
 from .errors import ConfigError, DataError, Interrupted
 from .model import Model
@@ -170,6 +169,7 @@ class Trainer:
         self.features = 0  # nonzeros trained on in this run
         self.stopped_early = False
         self.seconds = 0.0
+        self.loop_seconds = 0.0  # the passes alone: without the final save (set by finish)
         self._best_state = None
         self._t0 = self._last_ckpt = time.perf_counter()
         self._since_ckpt = self._since_eval = 0
@@ -338,6 +338,7 @@ class Trainer:
     def finish(self) -> None:
         """End of the run: finalize (EMA), keep the best model, mark the log finished and
         write the final checkpoint."""
+        self.loop_seconds = time.perf_counter() - self._t0
         c, log = self.config, self.log
         if self.finalize:
             self.model.finalize()
@@ -370,6 +371,8 @@ class Trainer:
             m_all, y_all = self.holdout.take()
         else:
             return False
+        from . import metrics  # (runs that evaluate only)
+
         rec = EvalRecord(pass_=pass_no, examples=log.examples_seen, rows=len(y_all),
                          logloss=float(metrics.logloss(m_all, y_all)) if len(y_all) else None,
                          auc=metrics.roc_auc(m_all, y_all) if len(y_all) else None)

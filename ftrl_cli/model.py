@@ -27,7 +27,6 @@ import numpy as np
 
 from . import kernels as K
 from .config import Config
-from .schedules import learning_rates
 
 MAX_ALIASES = 1 << 20
 MIN_SLOTS = 64
@@ -291,6 +290,8 @@ class Model:
                                  *hyperparameters(c), margins, loss0)
         rows = len(indptr) - 1
         steps = -(-rows // c.batch_size)
+        from .schedules import learning_rates  # (mini-batch runs only)
+
         lrs = learning_rates(c, self.iterations, steps, self.st.dtype)
         if self._scratch is None or len(self._scratch[0]) != self.size:
             self._scratch = (np.zeros(self.size), np.zeros(self.size, np.uint8),

@@ -1,0 +1,192 @@
+"""What a command loads before and after its loop (issue 16, fixed costs), not how long it
+takes (the machine is shared; BENCHMARKS.md has the timings): which modules and kernel
+families `train` and `predict` import, that the command line's faster start
+(kernels.start_for_cli) gives the library's models and predictions bit for bit, that the
+library itself changes nothing process-wide, and `train --json`'s `loop_seconds`."""
+
+import importlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import DATA, assert_same_state
+
+import ftrl_cli.kernels as K
+from ftrl_cli import api
+
+TRAIN = DATA / "a9a_head2000.svm"
+TEST = DATA / "a9a_t_head500.svm"
+ENV = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+jit_only = pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="about Numba's start")
+
+
+def child(code: str, *args) -> dict:
+    """Run code in a fresh interpreter (outside the repo, so the installed ftrl_cli is the
+    one imported); it prints one JSON object last."""
+    r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=ENV,
+                       cwd="/", timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# A command run through the command line's own entry point, in process; then which of the
+# modules that matter here are loaded.
+COMMAND = """
+import json, sys
+from ftrl_cli.cli import main
+try:
+    main(sys.argv[1:], prog_name="ftrl")
+except SystemExit as e:
+    assert e.code in (0, None), e.code
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(("ftrl_cli", "numba", "pyarrow", "scipy", "yaml",
+      "sklearn", "matplotlib", "dask", "pandas")))))
+"""
+
+
+def loaded_by(*args) -> set:
+    child(COMMAND, *args)  # (the first run compiles what the Numba cache lacks)
+    return set(child(COMMAND, *args))
+
+
+# --------------------------------------------------------------------------------------
+# kernel families, loaded on first use
+# --------------------------------------------------------------------------------------
+
+def test_every_kernel_name_is_listed_with_its_family():
+    files = {p.stem for p in Path(K.__file__).parent.glob("*.py") if p.stem != "__init__"}
+    assert set(K._FAMILIES) == files
+    for fam, names in K._FAMILIES.items():
+        mod = importlib.import_module(f"ftrl_cli.kernels.{fam}")
+        assert sorted(names) == sorted(mod.__all__), fam
+        for name in names:
+            assert getattr(K, name) is getattr(importlib.import_module(f"ftrl_cli.kernels.{K._FAMILY_OF[name]}"),
+                                                name)
+
+
+def test_a_name_loads_its_family_only():
+    got = child("""
+import json, sys
+import ftrl_cli.kernels as K
+fams = lambda: sorted(m.rsplit(".", 1)[1] for m in sys.modules if m.startswith("ftrl_cli.kernels."))
+out = {"import": fams()}
+K.format_g17
+out["format_g17"] = fams()
+from ftrl_cli.kernels import slots_of
+out["from-import"] = fams()
+out["same"] = K.slots_of is sys.modules["ftrl_cli.kernels.ftrl"].slots_of
+out["OK"] = [K.OK, fams()]
+try:
+    K.no_such_kernel
+except AttributeError as e:
+    out["missing"] = str(e)
+out["dir"] = "parse_libsvm" in dir(K)
+print(json.dumps(out))
+""")
+    assert got["import"] == [] and got["format_g17"] == ["floatfmt"]
+    assert got["from-import"] == ["floatfmt", "ftrl"] and got["same"]
+    assert got["OK"] == [0, ["floatfmt", "ftrl", "libsvm"]]  # (libsvm's OK, as the star imports gave)
+    assert "no_such_kernel" in got["missing"] and got["dir"]
+
+
+# --------------------------------------------------------------------------------------
+# what train and predict import
+# --------------------------------------------------------------------------------------
+
+NEVER = {"ftrl_cli.kernels.hashing", "ftrl_cli.kernels.merge", "ftrl_cli.parallel", "ftrl_cli.tune",
+         "ftrl_cli.plots", "ftrl_cli.sklearn", "pyarrow", "sklearn", "matplotlib", "dask",
+         "scipy", "yaml"}  # (Numba imports these two only to check SciPy's version and read a config file)
+
+
+@jit_only
+def test_train_on_libsvm_loads_the_parser_and_the_optimizer_only(tmp_path):
+    mods = loaded_by("train", TRAIN, "-m", tmp_path / "m", "-q", "--force")
+    assert {"ftrl_cli.kernels.libsvm", "ftrl_cli.kernels.ftrl"} <= mods
+    assert not mods & (NEVER | {"ftrl_cli.kernels.floatfmt"}), mods & NEVER
+    # cached kernels load without Numba's whole target (its typing and lowering code)
+    assert "numba.np.arraymath" not in mods and "numba.np.linalg" not in mods
+
+
+@jit_only
+def test_predict_loads_the_text_writer_too(tmp_path):
+    api.train([str(TRAIN)], tmp_path / "m")
+    mods = loaded_by("predict", "-m", tmp_path / "m", TEST, "-o", tmp_path / "p.txt", "-q")
+    assert {"ftrl_cli.kernels.libsvm", "ftrl_cli.kernels.ftrl", "ftrl_cli.kernels.floatfmt"} <= mods
+    assert not mods & NEVER, mods & NEVER
+    assert "numba.np.arraymath" not in mods
+
+
+# --------------------------------------------------------------------------------------
+# the command line's start changes nothing in the results, the library's nothing at all
+# --------------------------------------------------------------------------------------
+
+CLI = """
+import json, subprocess, sys
+args = sys.argv[1:]
+r = subprocess.run([sys.executable, "-m", "ftrl_cli", *args], capture_output=True, text=True)
+assert r.returncode == 0, r.stderr
+print(json.dumps(r.stdout.strip().splitlines()[-1] if "--json" in args else ""))
+"""
+
+
+@jit_only
+def test_the_command_line_gives_the_library_s_models_and_predictions(tmp_path):
+    summary = json.loads(child(CLI, "train", TRAIN, "-m", tmp_path / "cli", "--passes", "2", "--json", "-q"))
+    child(CLI, "predict", "-m", tmp_path / "cli", TEST, "-o", tmp_path / "cli.txt", "-q")
+    mine = api.train([str(TRAIN)], tmp_path / "lib", overrides={"passes": 2})
+    assert_same_state(tmp_path / "cli", tmp_path / "lib")
+    buf = io.BytesIO()
+    api.predict(tmp_path / "lib", [str(TEST)], buf)
+    assert (tmp_path / "cli.txt").read_bytes() == buf.getvalue()
+    assert summary["progressive_logloss"] == mine["progressive_logloss"]
+    # the passes' own seconds: part of the run's, which adds the final save
+    assert 0 < summary["loop_seconds"] <= summary["seconds"]
+
+
+def test_loop_seconds_is_part_of_seconds_and_zero_when_nothing_is_done(tmp_path):
+    s = api.train([str(TRAIN)], tmp_path / "m", overrides={"validation": str(TEST), "passes": 2})
+    assert 0 < s["loop_seconds"] <= s["seconds"]
+    again = api.train([str(TRAIN)], tmp_path / "m", overrides={"validation": str(TEST), "passes": 2}, resume=True)
+    assert again["up_to_date"] and again["loop_seconds"] == again["seconds"] == 0.0
+
+
+@jit_only
+def test_the_library_changes_nothing_at_start(tmp_path):
+    got = child("""
+import gc, json, sys
+from numba.core import caching
+original = caching.Cache.load_overload
+from ftrl_cli import api
+api.train([sys.argv[1]], sys.argv[2])
+print(json.dumps({"loader": caching.Cache.load_overload is original, "frozen": gc.get_freeze_count()}))
+""", TRAIN, tmp_path / "m")
+    assert got == {"loader": True, "frozen": 0}
+
+
+@jit_only
+def test_kernels_still_compile_after_the_command_line_start():
+    """A kernel missing from the cache is compiled with Numba's whole target, as without
+    start_for_cli (Numba's compiler loads it itself)."""
+    code = """
+import json, sys
+import numpy as np
+from numba import njit
+import ftrl_cli.kernels as K
+K.start_for_cli()
+K.start_for_cli()  # (once is enough; a second call changes nothing)
+cached = int(K.last_newline(np.frombuffer(b"a\\nb\\nc", np.uint8), 0, 5))  # (index of the last newline)
+light = "numba.np.arraymath" not in sys.modules
+
+@njit
+def f(a):  # not cached: compiled here
+    return np.sum(a * 2.0) + np.sqrt(a).max()
+
+print(json.dumps({"cached": cached, "light": light, "f": f(np.arange(4.0)),
+                  "full": "numba.np.arraymath" in sys.modules}))
+"""
+    child(code)  # (the first run fills the cache, if last_newline's was missing or stale)
+    got = child(code)
+    assert got == {"cached": 3, "light": True, "f": 12.0 + 3.0 ** 0.5, "full": True}
