@@ -52,6 +52,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/flights.py $(FLIGHTS_ARGS)
+	$(BIN)/python bench/model_size.py
 
 # Held-out quality of train, tune and the peers on ../shared/data (minutes; not part of test).
 .PHONY: quality
