@@ -19,7 +19,7 @@ from . import kernels as K
 from .atomic import atomic_writer
 from .config import Config
 from .engine import StopFlag, Trainer, file_source, start_run
-from .errors import ConfigError, DataError, ModelError
+from .errors import ConfigError, DataError
 from .model import Model, fresh_row
 from .progress import Reporter
 from .readers import (
@@ -134,15 +134,7 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
     config = record_schema(config, inputs, keep=keep)
     for line in [] if keep else auto_report(config.input_schema):  # (columns typed by their values)
         reporter.log(line)
-    checkpoint.check_ours(model_dir, force=force)
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-    except OSError as e:
-        raise ModelError(f"{model_dir}: cannot create model directory ({e.strerror or e})") from None
-    with checkpoint.DirLock(model_dir):
-        if force and checkpoint.reset_unreadable(model_dir):
-            reporter.warn(f"{model_dir}: its manifest is unreadable or from a newer ftrl; replacing the model")
-        checkpoint.clean_leftovers(model_dir)
+    with checkpoint.writing(model_dir, force=force, warn=reporter.warn):
         model, log, replaces = _open_model(model_dir, config, resume=resume, force=force,
                                            last_good=last_good, reporter=reporter)
         ids = [InputId(e["path"], e["size"], fingerprint(e["path"])) for e in input_ids(inputs)]

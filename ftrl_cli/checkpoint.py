@@ -294,6 +294,24 @@ class DirLock:
             self.fd = None
 
 
+@contextlib.contextmanager
+def writing(model_dir, *, force: bool = False, warn=None):
+    """Claim model_dir for one run that writes it: refuse a directory ftrl did not make,
+    create it, hold its lock for the block, replace (with force) a manifest this version
+    cannot read, and remove what killed runs left. warn(message) says when a manifest was
+    replaced."""
+    check_ours(model_dir, force=force)
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+    except OSError as e:
+        raise ModelError(f"{model_dir}: cannot create model directory ({e.strerror or e})") from None
+    with DirLock(model_dir) as lock:
+        if force and reset_unreadable(model_dir) and warn is not None:
+            warn(f"{model_dir}: its manifest is unreadable or from a newer ftrl; replacing the model")
+        clean_leftovers(model_dir)
+        yield lock
+
+
 def clean_leftovers(model_dir) -> list:
     """Remove what killed runs left: temp files of ftrl's own files, and checkpoint files
     the manifest does not name. Call with the lock held. Returns the names removed."""

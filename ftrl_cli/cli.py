@@ -25,6 +25,7 @@ import click  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .errors import ConfigError, DataError, FtrlError  # noqa: E402
+from .records import json_finite  # noqa: E402
 
 
 def _api():
@@ -169,19 +170,8 @@ def _check_output_path(path, what: str):
                         "or write elsewhere")
 
 
-def _finite(x):
-    """JSON has no NaN or infinity: a number that is not defined is null."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
-
-
 def _print_json(obj):
-    click.echo(json.dumps(_finite(obj), sort_keys=False, allow_nan=False))
+    click.echo(json.dumps(json_finite(obj), sort_keys=False, allow_nan=False))
 
 
 model_option = click.option("-m", "--model-dir", "model_dir", required=True,

@@ -17,6 +17,7 @@ defaults below) and strict about unknown ones.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from .errors import ModelError
@@ -36,6 +37,18 @@ def _value_json(obj):
     if isinstance(obj, list):
         return [_to_json(x) for x in obj]
     return obj
+
+
+def json_finite(x):
+    """x with every float that is not finite replaced by None: JSON has no NaN or infinity,
+    and a number that is not defined is null (lists, tuples and dicts at any depth)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: json_finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_finite(v) for v in x]
+    return x
 
 
 def _kwargs(cls, d: dict, nested: dict | None = None) -> dict:

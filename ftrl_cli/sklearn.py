@@ -455,10 +455,7 @@ bias_lr_mult, beta_1, beta_2, epsilon, grad_averaging, amsgrad
         overwrite=True."""
         check_is_fitted(self)
         model_dir = os.fspath(model_dir)
-        checkpoint.check_ours(model_dir)
-        os.makedirs(model_dir, exist_ok=True)
-        with checkpoint.DirLock(model_dir):
-            checkpoint.clean_leftovers(model_dir)
+        with checkpoint.writing(model_dir):
             if checkpoint.has_checkpoint(model_dir) or checkpoint.has_pending(model_dir):
                 if not overwrite:
                     raise FileExistsError(f"{model_dir} already holds a model; pass overwrite=True to replace it")

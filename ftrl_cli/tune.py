@@ -46,14 +46,14 @@ from . import checkpoint, metrics
 from .api import DIVERGING_NATS
 from .config import Config
 from .engine import PassHoldout, Trainer, file_source, start_run
-from .errors import ConfigError, DataError, ModelError
+from .errors import ConfigError, DataError
 from .model import MIN_SLOTS, Model, _next_pow2, layout
 from .progress import Reporter
 from .readers import check_inputs, display_name, expand_inputs, input_format, input_ids, record_schema
 from .readers.fingerprint import fingerprint
 from .readers.stream import read_once
 from .readers.wide import auto_report
-from .records import Best, InputId
+from .records import Best, InputId, json_finite
 
 TUNE_FORMAT = 1
 # settings a grid may vary: per-coordinate optimizer settings that keep the table's shape
@@ -401,16 +401,7 @@ def tune(inputs, model_dir, options: TuneOptions | None = None, base: Config | N
         reporter.log(line)
     grid = options.grid if options.grid is not None else DEFAULT_GRID
     candidates = expand_grid(base.replace(metric=options.metric, passes=options.pass_cap), grid)
-    if base.batch_size > 1 and options.holdout == "every":
-        pass  # (rows held out of a batch are scored before its step, as in `ftrl train`)
-    checkpoint.check_ours(model_dir, force=force)
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-    except OSError as e:
-        raise ModelError(f"{model_dir}: cannot create model directory ({e.strerror or e})") from None
-    with checkpoint.DirLock(model_dir):
-        if force and checkpoint.reset_unreadable(model_dir):
-            reporter.warn(f"{model_dir}: its manifest is unreadable or from a newer ftrl; replacing the model")
+    with checkpoint.writing(model_dir, force=force, warn=reporter.warn):
         has_model = checkpoint.has_checkpoint(model_dir)
         if has_model and not force:
             raise ConfigError(f"{model_dir} already holds a model: use --force to replace it, or another "
@@ -720,7 +711,6 @@ def _write(inputs, model_dir, options, base, entries, kept, holdout, memory, nam
     log.finished = True
     log.kept = Best(metric=options.metric, value=value, pass_=best_pass,
                     examples=log.examples_seen, reason="refit" if refit else "best")
-    checkpoint.clean_leftovers(model_dir)
     checkpoint.start_run(model_dir, config, replaces=has_model)
     checkpoint.ModelDir(model_dir, names).save(model, log)
     seconds = time.perf_counter() - t0
@@ -746,20 +736,9 @@ def _write(inputs, model_dir, options, base, entries, kept, holdout, memory, nam
         "columns": (base.input_schema or {}).get("auto"),
         "seconds": seconds,
     }
-    result = _finite(result)
+    result = json_finite(result)
     checkpoint.save_tune(model_dir, result)
     return result
-
-
-def _finite(x):
-    """JSON has no NaN: a number that is not defined is null."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
 
 
 def table_text(result: dict) -> str:
