@@ -25,6 +25,7 @@ import os
 import re
 import signal
 import time
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,7 +43,7 @@ from .records import CurvePoint, InputId
 
 RULES = {"weighted": MERGE_WEIGHTED, "avg": MERGE_AVG, "sum": MERGE_SUM}
 CONNECT_TIMEOUT = 10  # seconds to reach a Dask scheduler
-RETRIES = 2  # local:N: a partition whose worker died runs again, twice (the driver holds the state)
+RETRIES = 2  # a partition whose worker died runs again, twice (local:N's allowed-failures; whole rounds)
 FIRST_POINT = 128
 _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx)://\S+$")
 
@@ -330,24 +331,35 @@ class DaskCluster:
         self.describe = f"Dask at {self.client.scheduler.address}"
 
     def map(self, tasks, state):
-        client = self.client
+        client, distributed = self.client, self.distributed
         # The state goes to every worker once per round, not once per task. A partition whose
         # worker dies runs again on another (the scheduler's allowed-failures times): an error
-        # raised by a partition (a bad line) is not retried, it would only come again.
-        shared = client.scatter(state, broadcast=True, hash=False)
-        futures = [client.submit(train_partition, t, shared, pure=False) for t in tasks]
-        try:
-            return client.gather(futures)
-        except self.distributed.KilledWorker as e:
-            name = next((t.name for t, f in zip(tasks, futures) if f.key == getattr(e, "task", None)), "a partition")
-            tries = getattr(e, "allowed_failures", None)
-            raise DataError(f"{name}: the Dask worker running it died {'' if tries is None else f'{tries + 1} times, '}"
-                            "on every try the scheduler allows (distributed.scheduler.allowed-failures); "
-                            "see the workers' logs; continue from the last checkpoint with --resume") from None
-        finally:
-            for f in futures:
-                f.release()
-            shared.release()
+        # raised by a partition (a bad line) is not retried, it would only come again. Scattered
+        # data cannot be recomputed: when every worker holding the state has died, the
+        # scheduler cancels the round's tasks, and the round runs again from a fresh scatter
+        # (a partition is a pure function of its task and the state: the result is the same).
+        for _ in range(RETRIES + 1):
+            shared = client.scatter(state, broadcast=True, hash=False)
+            futures = [client.submit(train_partition, t, shared, pure=False) for t in tasks]
+            try:
+                return client.gather(futures)
+            except distributed.KilledWorker as e:
+                name = next((t.name for t, f in zip(tasks, futures) if f.key == getattr(e, "task", None)),
+                            "a partition")
+                tries = getattr(e, "allowed_failures", None)
+                raise DataError(f"{name}: the Dask worker running it died "
+                                f"{'' if tries is None else f'{tries + 1} times, '}"
+                                "on every try the scheduler allows (distributed.scheduler.allowed-failures); "
+                                "see the workers' logs; continue from the last checkpoint with --resume") from None
+            except CancelledError:
+                lost = [t.name for t, f in zip(tasks, futures) if f.status != "finished"] or [t.name for t in tasks]
+            finally:
+                for f in futures:
+                    f.release()
+                shared.release()
+        raise DataError(f"{', '.join(lost)}: the Dask workers running this round died and took its state with "
+                        f"them, {RETRIES + 1} times; see the workers' logs; continue from the last checkpoint "
+                        "with --resume")
 
     def close(self):
         if self.own_client is not None:
