@@ -6,12 +6,12 @@ libsvm-only runs never load it.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..errors import DataError
+from . import location
 from .errors import _arrow_errors, _one_line, open_data
+from .location import is_url
 
 # ---------------------------------------------------------------------------------------
 # pyarrow plumbing
@@ -48,10 +48,13 @@ def _is_list(pa, t) -> bool:
 def _open_parquet(path: str):
     import pyarrow.parquet as pq
 
-    open_data(path).close()  # (missing, a directory, no permission: worded by open_data)
+    f = open_data(path)  # (missing, a directory, no permission: worded by open_data)
+    if not is_url(path):
+        f.close()
+        f = path  # (pyarrow reads a local path itself)
     with _arrow_errors(path):
         try:
-            return pq.ParquetFile(path)
+            return pq.ParquetFile(f)
         except Exception as e:  # noqa: BLE001 - pyarrow raises several types for non-Parquet
             if isinstance(e, DataError):
                 raise
@@ -207,10 +210,7 @@ def _need_columns(name, present, wanted):
 
 
 def _parquet_progress(path, pf):
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        size = 0
+    size = location.size(path) or 0
     total = max(pf.metadata.num_rows, 1)
     return lambda rows: int(size * min(rows, total) / total)
 

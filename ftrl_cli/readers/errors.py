@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import kernels as K
 from ..errors import ConfigError, DataError
+from .location import is_url, open_url
 
 _MESSAGES = {
     K.ERR_LABEL: "label {tok} is not a number; each line must start with a numeric label (1/0, +1/-1)",
@@ -129,7 +130,9 @@ def _arrow_errors(name: str):
 
 def open_data(path: str):
     """open(path, "rb"), with a missing file, a directory or no permission reported as a
-    one-line DataError."""
+    one-line DataError. A URL (s3://, gs://, ...) opens through fsspec."""
+    if is_url(path):
+        return open_url(path)
     try:
         if os.path.isdir(path):
             raise DataError(f"{path}: is a directory, not a data file")

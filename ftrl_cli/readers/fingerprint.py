@@ -7,6 +7,9 @@ import hashlib
 import os
 import stat
 
+from ..errors import DataError
+from . import location
+
 SAMPLES = 16  # blocks read: the first, the last and 14 evenly spaced between
 SAMPLE_BYTES = 64 << 10  # so a 1 GB file costs 1 MiB of reads (16 seeks)
 
@@ -18,6 +21,8 @@ def fingerprint(path: str) -> str | None:
     edit that keeps the size and touches no sampled block goes unnoticed."""
     if path == "-":
         return None
+    if location.is_url(path):
+        return _of_url(path)
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return None  # (opening a FIFO would take its data)
@@ -25,16 +30,31 @@ def fingerprint(path: str) -> str | None:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):
                 return None
-            size = st.st_size
-            h = hashlib.blake2b(str(size).encode(), digest_size=16)
-            if size <= SAMPLES * SAMPLE_BYTES:
-                while chunk := f.read(1 << 20):
-                    h.update(chunk)
-            else:
-                last = size - SAMPLE_BYTES
-                for k in range(SAMPLES):
-                    f.seek(last * k // (SAMPLES - 1))
-                    h.update(f.read(SAMPLE_BYTES))
-            return h.hexdigest()
+            return _sampled(f, st.st_size)
     except OSError:
         return None
+
+
+def _of_url(url: str) -> str | None:
+    """The same for an object at a URL (16 ranged reads); None when it cannot be read."""
+    try:
+        size = location.size(url)
+        if size is None:
+            return None
+        with location.open_url(url) as f:
+            return _sampled(f, size)
+    except (OSError, DataError):
+        return None
+
+
+def _sampled(f, size: int) -> str:
+    h = hashlib.blake2b(str(size).encode(), digest_size=16)
+    if size <= SAMPLES * SAMPLE_BYTES:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    else:
+        last = size - SAMPLE_BYTES
+        for k in range(SAMPLES):
+            f.seek(last * k // (SAMPLES - 1))
+            h.update(f.read(SAMPLE_BYTES))
+    return h.hexdigest()

@@ -17,14 +17,15 @@ for Parquet), line, and rows to skip from there. It moves only by whole rows.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..config import Config
 from ..errors import ConfigError, DataError
+from . import location
 from .batch import Batch
+from .errors import open_data
 from .source import input_format, open_batches
 from .stream import InputStream
 
@@ -71,7 +72,7 @@ def plan(paths: list, indices: list, config: Config, k: int) -> list:
         if fmt not in ("libsvm", "parquet-sparse"):
             raise ConfigError(f"{path}: parallel training reads libsvm text and sparse Parquet, not {fmt}; "
                               f"convert it first (ftrl convert {path} data.parquet)")
-        units.append((path, fmt, os.path.getsize(path), index))
+        units.append((path, fmt, location.size(path) or 0, index))
     total = sum(u[2] for u in units)
     if len(units) >= k:
         cuts = _file_cuts([u[2] for u in units], k)
@@ -142,7 +143,8 @@ def _row_groups(path) -> list:
     """Row offsets of a Parquet file's row groups, and its row count last."""
     import pyarrow.parquet as pq
 
-    md = pq.ParquetFile(path).metadata
+    with open_data(path) as f:
+        md = pq.ParquetFile(f).metadata
     return [0] + list(np.cumsum([md.row_group(g).num_rows for g in range(md.num_row_groups)]).tolist())
 
 
@@ -150,7 +152,7 @@ def _line_start(path, pos: int) -> int:
     """The first line start at or after byte pos (the file size if none)."""
     if pos <= 0:
         return 0
-    with open(path, "rb") as f:
+    with open_data(path) as f:
         f.seek(pos - 1)
         at = pos - 1
         while True:
@@ -166,7 +168,7 @@ def _line_start(path, pos: int) -> int:
 def count_lines(path, end: int) -> int:
     """Newlines in the first `end` bytes of a plain text file."""
     n, left = 0, end
-    with open(path, "rb") as f:
+    with open_data(path) as f:
         while left > 0:
             block = f.read(min(left, 1 << 24))
             if not block:

@@ -5,12 +5,11 @@ input train reads into `Batch`es with a model's settings.
 
 from __future__ import annotations
 
-import glob
 import os
 
 from ..config import Config
 from ..errors import ConfigError, DataError
-from . import libsvm, parquet_sparse, shuffle, wide
+from . import libsvm, location, parquet_sparse, shuffle, wide
 from .batch import BATCH_ROWS, prefetch
 from .crosses import id_crosses, with_crosses
 from .detect import detect_format, parquet_layout
@@ -25,8 +24,7 @@ _LAYOUTS = {"ids": "libsvm or sparse Parquet (feature ids used as written)",
 def input_ids(inputs):
     out = []
     for path in inputs:
-        size = None if path == "-" else (os.path.getsize(path) if os.path.isfile(path) else None)
-        out.append({"path": path, "size": size})
+        out.append({"path": path, "size": location.size(path)})
     return out
 
 
@@ -68,8 +66,8 @@ def expand_inputs(inputs) -> list:
             raise TypeError(f"inputs are file paths (or '-'), not {type(path).__name__}; for a matrix "
                             "in memory use ftrl_cli.sklearn.FTRLClassifier")
         path = os.fspath(path)
-        if path != "-" and any(ch in path for ch in "*?[") and not os.path.exists(path):
-            matches = sorted(glob.glob(path))
+        if path != "-" and any(ch in path for ch in "*?[") and not location.exists(path):
+            matches = location.expand(path)
             if not matches:
                 raise DataError(f"{path}: no file matches this pattern")
             out.extend(matches)

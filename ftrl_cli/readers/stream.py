@@ -22,6 +22,7 @@ import threading
 import zlib
 
 from ..errors import DataError
+from . import location
 from .errors import open_data
 
 _MAGIC = (
@@ -266,7 +267,7 @@ class InputStream:
         if self.kind == "parquet":
             self.close()
             raise DataError(f"{self.name}: this is a Parquet file, not libsvm text")
-        self.size = os.fstat(self._raw.fileno()).st_size if not self.once else 0
+        self.size = (location.size(path) or 0) if not self.once else 0
         if self.kind == "gzip":
             self.f = gzip.GzipFile(fileobj=self._raw, mode="rb")
         elif self.kind in ("bzip2", "xz"):
