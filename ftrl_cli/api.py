@@ -40,7 +40,7 @@ from .readers import (
 from .readers.fingerprint import fingerprint
 from .readers.stream import read_once
 from .readers.wide import auto_report
-from .records import InputId
+from .records import InputId, input_bytes
 
 
 def start_numba_for_cli() -> None:
@@ -140,6 +140,7 @@ def train(inputs, model_dir, config: Config | None = None, *, config_file=None, 
         ids = [InputId(e["path"], e["size"], fingerprint(e["path"])) for e in input_ids(inputs)]
         same_settings = model.config == config
         model = model if same_settings else Model(config, model.state)  # (--resume --alpha ...)
+        model.input_bytes = input_bytes(ids)  # (the table's pages: model.small_pages)
         if log is not None and log.finished and log.run.inputs == ids and log.run.passes == config.passes \
                 and same_settings:
             reporter.log(f"{model_dir}: already trained on these inputs ({config.passes} pass(es), "
@@ -442,25 +443,26 @@ def inspect(model_dir, top: int = 10, *, last_good: bool = False, warn=None) -> 
     warn(message) says which checkpoint last_good served (default: on stderr)."""
     model, log = checkpoint.load(model_dir, fallback=last_good, warn=warn or _stderr_warn)
     c = model.config
-    w = model.weights()
+    slots, w = model.used_weights()  # (any other slot is fresh: untouched, weight 0)
     init = fresh_row(c, model.st.dtype)
-    touched = np.any(model.st != init, axis=1)
+    touched = np.any(model.st[slots] != init, axis=1)
     nonzero = w != 0
-    order = np.argsort(w, kind="stable")
+    order = np.argsort(w, kind="stable")  # (ties by slot, as over the whole table)
     names = dict(model.named_weights()) if model.alias.size else None
     columns = checkpoint.load_names(model_dir)
 
     def named(idx, sign):
         out = []
-        for s in idx:
-            if w[s] * sign <= 0:
+        for i in idx:
+            if w[i] * sign <= 0:
                 break
+            s = int(slots[i])
             name = str(s)
             if names is not None:
                 name = next((n for n in names if str(s) in n.split("+")), name)
             if columns is not None:
-                name = columns.get(int(s), name)
-            out.append({"feature": name, "slot": int(s), "weight": float(w[s])})
+                name = columns.get(s, name)
+            out.append({"feature": name, "slot": s, "weight": float(w[i])})
         return out
 
     manifest = checkpoint.read_manifest(model_dir)

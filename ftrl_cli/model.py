@@ -168,9 +168,39 @@ class State:
         return np.flatnonzero(diff)
 
 
-def _fresh_table(config: Config, size: int, dt) -> np.ndarray:
-    st = np.zeros((size, layout(config)["K"]), dtype=dt)
-    if config.optimizer == "ftrl" and config.initial_accumulator != 0:
+SMALL_PAGES_INPUT = 64 << 20  # inputs up to this many bytes may get a 4 KiB-page table
+
+
+def small_pages(input_bytes: int | None, table_bytes: int) -> bool:
+    """Whether a fresh table of table_bytes, trained on input_bytes of input (None: not
+    known, e.g. stdin), is mapped in 4 KiB pages: when the input is small beside it (a
+    hashed table of a small file). Its touched rows are then few and scattered, and with
+    NumPy's 2 MiB pages a few thousand rows make all of it resident (256 MiB for 2**24
+    slots); in 4 KiB pages its memory follows the rows touched. A big input keeps huge
+    pages: an update loop over a table it fills runs up to ~1.7x slower on 4 KiB pages (TLB
+    misses), which on an input this small costs little time."""
+    return (input_bytes is not None and table_bytes >= (4 << 20) and input_bytes <= SMALL_PAGES_INPUT
+            and input_bytes * 16 <= table_bytes)
+
+
+def _zeros_in_small_pages(shape, dt) -> np.ndarray:
+    """np.zeros(shape, dt) in a private anonymous mapping of 4 KiB pages: a page is backed
+    once written (reading an unwritten one maps the shared zero page: a whole-table scan
+    adds nothing)."""
+    nbytes = int(np.prod(shape)) * np.dtype(dt).itemsize
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    with contextlib.suppress(AttributeError, OSError):  # (no madvise: the system's default)
+        buf.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(buf, dt).reshape(shape)  # (the array keeps the mapping alive)
+
+
+def _fresh_table(config: Config, size: int, dt, input_bytes: int | None = None) -> np.ndarray:
+    shape = (size, layout(config)["K"])
+    fill = config.optimizer == "ftrl" and config.initial_accumulator != 0  # (a column written: every page)
+    if not fill and small_pages(input_bytes, size * shape[1] * np.dtype(dt).itemsize):
+        return _zeros_in_small_pages(shape, dt)
+    st = np.zeros(shape, dtype=dt)
+    if fill:
         st[:, K.COL_N] = config.initial_accumulator  # (zeros cost no page until used)
     return st
 
@@ -184,16 +214,13 @@ def table_of_rows(config: Config, size: int, slots: np.ndarray, rows: np.ndarray
     all of a 2**24-slot table resident (256 MiB). lean (a table to score with, not to train
     further): a big all-zero table with few rows (under one per 1024 slots) is mapped in
     4 KiB pages instead, so that its memory follows the rows used. Training keeps huge
-    pages: an update loop over a table it fills runs up to ~1.7x slower on 4 KiB pages
-    (TLB misses)."""
+    pages (small_pages: an update loop over a table it fills runs up to ~1.7x slower on
+    4 KiB pages)."""
     dt = np.dtype(config.dtype)
     k = layout(config)["K"]
     nbytes = size * k * dt.itemsize
     if lean and nbytes >= (4 << 20) and len(slots) * 1024 < size and not fresh_row(config).any():
-        buf = mmap.mmap(-1, nbytes)  # anonymous: zeros, a page is backed once written
-        with contextlib.suppress(AttributeError, OSError):  # (no madvise: the system's default)
-            buf.madvise(mmap.MADV_NOHUGEPAGE)
-        table = np.frombuffer(buf, dt).reshape(size, k)  # (the array keeps the mapping alive)
+        table = _zeros_in_small_pages((size, k), dt)
     else:
         table = _fresh_table(config, size, dt)
     table[slots] = rows
@@ -203,11 +230,12 @@ def table_of_rows(config: Config, size: int, slots: np.ndarray, rows: np.ndarray
 class Model:
     """A config and its State, and what they do with a CSR batch: learn, score, list weights."""
 
-    def __init__(self, config: Config, state: State | None = None):
+    def __init__(self, config: Config, state: State | None = None, *, input_bytes: int | None = None):
         self.config = config
         self.cols = layout(config)
         self.state = State.fresh(config) if state is None else state
         self._scratch = None
+        self.input_bytes = input_bytes  # (the input the table grows for, None: not known; small_pages)
 
     # the state's arrays under the names the kernels use
     st = property(lambda self: self.state.table, lambda self, v: setattr(self.state, "table", v))
@@ -229,7 +257,7 @@ class Model:
         return self.st.shape[0]
 
     def _fresh(self, size: int, dt) -> np.ndarray:
-        return _fresh_table(self.config, size, dt)
+        return _fresh_table(self.config, size, dt, self.input_bytes)
 
     def reserve(self, max_id: int) -> None:
         """Grow the table so that every id <= max_id has a valid slot."""
@@ -332,6 +360,16 @@ class Model:
         K.weights_from_state(self.st, hyperparameters(c)[0], False, w)
         return w
 
+    def used_weights(self) -> tuple:
+        """(slots, w): the slots whose row is not the fresh row (State.used_slots), in
+        increasing order, and their weights; every other slot's weight is 0 (a fresh row's).
+        No table-sized array: the memory of inspect and export follows the rows used."""
+        fresh = fresh_row(self.config, self.st.dtype)
+        if Model(self.config, State(fresh.reshape(1, -1).copy(), self.bst, self.ls, self.alias)).weights()[0]:
+            return np.arange(self.size), self.weights()  # (no optimizer has such a fresh row)
+        slots = self.state.used_slots(fresh)
+        return slots, Model(self.config, State(self.st[slots], self.bst, self.ls, self.alias)).weights()
+
     def bias_weight(self) -> float:
         c = self.config
         if not c.bias:
@@ -363,10 +401,11 @@ class Model:
 
     def named_weights(self):
         """Yield (feature name, weight) for every nonzero weight, by slot."""
-        w = self.weights()
+        slots, w = self.used_weights()
         nz = np.flatnonzero(w)
         names = {}
         for slot, fid in self.alias:
             names.setdefault(int(slot), []).append(str(int(fid)))
-        for s in nz:
-            yield "+".join(names.get(int(s), [str(s)])), float(w[s])
+        for i in nz:
+            s = int(slots[i])
+            yield "+".join(names.get(s, [str(s)])), float(w[i])

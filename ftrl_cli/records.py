@@ -114,6 +114,12 @@ class InputId(Record):
     fingerprint: str | None = None  # readers.fingerprint: size + sampled content
 
 
+def input_bytes(ids) -> int | None:
+    """The bytes of a run's inputs (InputIds), None when one's size is not known (stdin)."""
+    sizes = [i.size for i in ids]
+    return None if None in sizes else sum(sizes)
+
+
 @dataclass
 class PassRecord(Record):
     pass_: int  # 1-based, counted over the model's whole life

@@ -53,7 +53,7 @@ from .readers import check_inputs, display_name, expand_inputs, input_format, in
 from .readers.fingerprint import fingerprint
 from .readers.stream import read_once
 from .readers.wide import auto_report
-from .records import Best, InputId, json_finite
+from .records import Best, InputId, input_bytes, json_finite
 
 TUNE_FORMAT = 1
 # settings a grid may vary: per-coordinate optimizer settings that keep the table's shape
@@ -437,7 +437,8 @@ def _run(inputs, model_dir, options, base, candidates, grid, reporter, has_model
             hold = _TuneHoldout(log, tail_from=holdout["tail_from"])
         elif holdout["mode"] == "every":
             hold = _TuneHoldout(log, every=holdout["every"])
-        e = _Entry(i, setting, config, Trainer(config, Model(config), log, holdout=hold))
+        e = _Entry(i, setting, config, Trainer(config, Model(config, input_bytes=input_bytes(ids)), log,
+                                               holdout=hold))
         if options.holdout == "none" and options.metric == "auc":
             e.margins, e.labels = [], []
         entries.append(e)
@@ -702,7 +703,7 @@ def _write(inputs, model_dir, options, base, entries, kept, holdout, memory, nam
     if refit:
         reporter.log(f"tune: refitting {_label(win.setting)} on all {rows:,} rows for {best_pass} pass(es)")
         refit_log = start_run(None, ids, config)
-        trainer = Trainer(config, Model(config), refit_log, names=names)
+        trainer = Trainer(config, Model(config, input_bytes=input_bytes(ids)), refit_log, names=names)
         model = trainer.run(sources)
         log = trainer.log
     else:

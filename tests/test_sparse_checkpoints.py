@@ -288,3 +288,79 @@ def test_the_command_line_says_so_in_one_line(forged, tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 3 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and "slot list is not sorted, unique" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# peak RSS of a hashed run follows what it touches (issue 16 item 1)
+# ---------------------------------------------------------------------------------------
+
+def test_small_pages_only_for_a_table_far_bigger_than_its_input():
+    from ftrl_cli.model import SMALL_PAGES_INPUT, small_pages
+
+    table = 256 << 20  # (2**24 float64 slots of (z, n))
+    assert small_pages(1_000_000, table) and small_pages(table // 16, table)
+    assert not small_pages(table // 16 + 1, table)  # (an input that fills much of the table)
+    assert not small_pages(None, table)  # (stdin: not known)
+    assert not small_pages(1000, 1 << 20)  # (a small table: nothing to save)
+    assert not small_pages(SMALL_PAGES_INPUT + 1, 1 << 40)  # (a long loop stays on huge pages)
+
+
+def _peak_rss_mb(args) -> float:
+    code = ("import resource, subprocess, sys\n"
+            "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)")
+    r = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "ftrl_cli", *args],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return float(r.stdout)
+
+
+def test_a_small_hashed_run_s_memory_follows_its_rows_not_the_table(tmp_path):
+    """1,000 Avazu rows hashed into 2**24 slots (a 256 MiB table) touch ~22 k rows: the peak
+    RSS stays far below the floor plus the table (was floor + 300 MB: 2 MiB pages, and the
+    final scans of the table for the checkpoint)."""
+    csv = os.path.join(DATA, "ctr", "avazu_train_head1000.csv")
+    common = [csv, "--label", "click", "-q", "--force"]
+    big = _peak_rss_mb(["train", *common, "-m", str(tmp_path / "b24")])
+    small = _peak_rss_mb(["train", *common, "--bits", "12", "-m", str(tmp_path / "b12")])
+    assert big - small < 128, (big, small)  # (half the table)
+
+
+def test_small_pages_change_no_bit_of_the_model(tmp_path, monkeypatch):
+    import ftrl_cli.model as model_module
+
+    csv = os.path.join(DATA, "ctr", "avazu_train_head1000.csv")
+    over = {"label_column": "click", "passes": 2}
+    mapped = []
+    zeros = model_module._zeros_in_small_pages
+    monkeypatch.setattr(model_module, "_zeros_in_small_pages", lambda *a: mapped.append(a) or zeros(*a))
+    api.train([csv], tmp_path / "small", overrides=over)
+    assert mapped  # (the 2**24-slot table was mapped in small pages)
+    monkeypatch.setattr(model_module, "small_pages", lambda *a: False)
+    api.train([csv], tmp_path / "huge", overrides=over)
+    assert len(mapped) == 1
+    a, b = checkpoint.load(tmp_path / "small")[0], checkpoint.load(tmp_path / "huge")[0]
+    assert len(a.state.table) == 1 << 24 and a.state == b.state
+    assert_same_state(tmp_path / "small", tmp_path / "huge")  # (the files too)
+
+
+@pytest.mark.parametrize("over", [{}, {"l1": 2.0}, {"batch_size": 32, "optimizer": "novograd"},
+                                  {"initial_accumulator": 0.1}, {"dtype": "float32", "bits": 10}])
+def test_used_weights_are_the_weights_of_the_whole_table(tmp_path, over):
+    api.train([os.path.join(DATA, "a9a_head2000.svm")], tmp_path / "m", overrides=over)
+    model, _ = checkpoint.load(tmp_path / "m")
+    full = model.weights()
+    slots, w = model.used_weights()
+    spread = np.zeros_like(full)
+    spread[slots] = w
+    assert np.array_equal(spread.view(np.uint64), full.view(np.uint64)) and np.count_nonzero(w)
+
+
+def test_inspect_and_export_of_a_small_hashed_model_read_its_rows_not_the_table(tmp_path):
+    csv = os.path.join(DATA, "ctr", "avazu_train_head1000.csv")
+    for bits in ("24", "12"):
+        api.train([csv], tmp_path / bits, overrides={"label_column": "click", "bits": int(bits)})
+    for cmd in (["inspect"], ["export", "-o", str(tmp_path / "w.tsv")]):
+        big = _peak_rss_mb([*cmd, "-m", str(tmp_path / "24")])
+        small = _peak_rss_mb([*cmd, "-m", str(tmp_path / "12")])
+        assert big - small < 64, (cmd, big, small)  # (was + 360 MB for inspect: weights and argsort of 2**24)
