@@ -19,6 +19,7 @@ across all workers. Dask is imported only when a cluster is asked for.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -233,6 +234,80 @@ class Touched:
 
 
 # ---------------------------------------------------------------------------------------
+# keeping workers' copies of the state in step (Dask): the changed rows, not the table
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class Delta:
+    """What a merge changed: the global state's rows at `slots` (every slot a partition
+    changed), its size, and its small parts whole. Applied in order to the state of the
+    round before, it gives the state of this round, bit for bit."""
+
+    slots: np.ndarray
+    rows: np.ndarray
+    size: int
+    bias: np.ndarray
+    layer: np.ndarray
+    aliases: np.ndarray
+    iterations: int
+    alias_overflow: bool
+
+    @classmethod
+    def of(cls, state: State, slots: np.ndarray) -> Delta:
+        return cls(slots, state.table[slots], len(state.table), state.bias.copy(), state.layer.copy(),
+                   state.aliases.copy(), state.iterations, state.alias_overflow)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.slots.nbytes + self.rows.nbytes + self.bias.nbytes + self.layer.nbytes + self.aliases.nbytes)
+
+    def apply(self, state: State, fresh: np.ndarray) -> State:
+        table = state.table
+        if self.size > len(table):
+            grown = np.empty((self.size, table.shape[1]), table.dtype)
+            grown[:len(table)] = table
+            grown[len(table):] = fresh
+            table = grown
+        if len(self.slots) and (self.slots.min() < 0 or self.slots.max() >= len(table)
+                                or self.rows.dtype != table.dtype or self.rows.shape != (len(self.slots), table.shape[1])):
+            raise DataError("the driver's changes do not fit this worker's table (a worker of another ftrl "
+                            "version?)")
+        table[self.slots] = self.rows
+        return State(table, self.bias.copy(), self.layer.copy(), self.aliases.copy(), self.iterations,
+                     self.alias_overflow)
+
+
+_SYNCED = {}  # on a worker: {worker: (chain, deltas applied, State)}, the state of the last round it saw
+
+
+def train_synced(task: Task, chain: int, base: State, deltas: list) -> Result:
+    """train_partition from the chain's base with its deltas applied: a worker that ran the
+    chain's last round applies only the new delta to the state it kept; any other (a new or
+    restarted worker) starts from a copy of the base. Dask moves each delta to each worker
+    once, and the base once per chain."""
+    try:
+        from distributed import get_worker
+
+        me = get_worker().address  # (in-process workers share this module)
+    except (ImportError, ValueError):
+        me = None
+    fresh = fresh_row(task.config)
+    held = _SYNCED.pop(me, None)
+    if held is not None and held[0] == chain and held[1] <= len(deltas):
+        _, done, state = held
+    else:
+        done, state = 0, base.copy()  # (another chain's state, popped, is gone first)
+    for d in deltas[done:]:
+        state = d.apply(state, fresh)
+    _SYNCED[me] = (chain, len(deltas), state)
+    return train_partition(task, state)
+
+
+def forget_synced() -> None:
+    _SYNCED.clear()
+
+
+# ---------------------------------------------------------------------------------------
 # the merge
 # ---------------------------------------------------------------------------------------
 
@@ -290,7 +365,7 @@ class Threads:
         self.pool = ThreadPoolExecutor(n, thread_name_prefix="ftrl-partition") if n > 1 else None
         self.describe = f"{n} thread{'s' if n > 1 else ''}"
 
-    def map(self, tasks, state):
+    def map(self, tasks, state, changed=None):
         if self.pool is None:
             return [train_partition(t, state) for t in tasks]
         futures = [self.pool.submit(train_partition, t, state) for t in tasks]
@@ -329,18 +404,25 @@ class DaskCluster:
                 raise ConfigError(f"cannot reach the Dask scheduler at {cluster} within {CONNECT_TIMEOUT} s "
                                   f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         self.describe = f"Dask at {self.client.scheduler.address}"
+        self.chain, self.base, self.deltas, self.delta_bytes = 0, None, [], 0
+        self.sent = []  # bytes scattered per round (to each worker)
 
-    def map(self, tasks, state):
+    def map(self, tasks, state, changed=None):
+        """The round's Results. changed: the slots of `state` changed since the last call (the
+        union of that round's changed slots), None when not known: then the state goes to the
+        workers whole, else only those rows (a Delta), while the deltas since the last whole
+        state stay smaller than it."""
         client, distributed = self.client, self.distributed
-        # The state goes to every worker once per round, not once per task. A partition whose
+        # The base goes to every worker once per chain, a delta once per round. A partition whose
         # worker dies runs again on another (the scheduler's allowed-failures times): an error
         # raised by a partition (a bad line) is not retried, it would only come again. Scattered
-        # data cannot be recomputed: when every worker holding the state has died, the
-        # scheduler cancels the round's tasks, and the round runs again from a fresh scatter
-        # (a partition is a pure function of its task and the state: the result is the same).
+        # data cannot be recomputed: when every worker holding it has died, the scheduler
+        # cancels the round's tasks, and the round runs again from a new chain (a partition
+        # is a pure function of its task and the state: the result is the same).
         for _ in range(RETRIES + 1):
-            shared = client.scatter(state, broadcast=True, hash=False)
-            futures = [client.submit(train_partition, t, shared, pure=False) for t in tasks]
+            self._sync(state, changed)
+            futures = [client.submit(train_synced, t, self.chain, self.base, self.deltas, pure=False)
+                       for t in tasks]
             try:
                 return client.gather(futures)
             except distributed.KilledWorker as e:
@@ -353,15 +435,41 @@ class DaskCluster:
                                 "see the workers' logs; continue from the last checkpoint with --resume") from None
             except CancelledError:
                 lost = [t.name for t, f in zip(tasks, futures) if f.status != "finished"] or [t.name for t in tasks]
+                changed = None  # (a new chain, from the driver's state)
             finally:
                 for f in futures:
                     f.release()
-                shared.release()
         raise DataError(f"{', '.join(lost)}: the Dask workers running this round died and took its state with "
                         f"them, {RETRIES + 1} times; see the workers' logs; continue from the last checkpoint "
                         "with --resume")
 
+    def _sync(self, state, changed) -> None:
+        """Scatter what the workers need to hold `state`: a Delta, or a new chain."""
+        client = self.client
+        whole = state.table.nbytes
+        if changed is not None and self.base is not None and self.delta_bytes < whole:
+            d = Delta.of(state, np.asarray(changed, np.int64))
+            self.deltas.append(client.scatter(d, broadcast=True, hash=False))
+            self.delta_bytes += d.nbytes
+            self.sent.append(d.nbytes)
+            return
+        self._release_chain()
+        self.chain += 1
+        # (a copy: an in-process worker may hold the object itself, and the merge changes the
+        # driver's state in place)
+        self.base = client.scatter(state.copy(), broadcast=True, hash=False)
+        self.sent.append(whole + state.bias.nbytes + state.layer.nbytes + state.aliases.nbytes)
+
+    def _release_chain(self) -> None:
+        for f in [self.base] + self.deltas:
+            if f is not None:
+                f.release()
+        self.base, self.deltas, self.delta_bytes = None, [], 0
+
     def close(self):
+        self._release_chain()
+        with contextlib.suppress(Exception):  # (the workers' copies of the state: memory back)
+            self.client.run(forget_synced)
         if self.own_client is not None:
             self.own_client.close()
         if self.own_cluster is not None:
@@ -405,6 +513,7 @@ def run_parallel(trainer: Trainer, sources: list, *, threads=None, cluster=None)
                 rep.warn(f"{empty} of {k} partitions are empty (too few or unsplittable inputs for "
                          f"--partitions {k}); they train nothing")
             positions = [Position.start(pc, skip=run.offset) for pc in parts]
+            changed = None  # (slots merged since the executor last saw the state; None: not known)
             rep.start(f"pass {p + 1}/{c.passes}: {k} partitions on {executor.describe}", None)
             while True:
                 live = [j for j in range(k) if positions[j].piece < len(parts[j])]
@@ -415,8 +524,9 @@ def run_parallel(trainer: Trainer, sources: list, *, threads=None, cluster=None)
                               (run.loss_sum, run.weight_sum, run.pos_sum) if j == live[0] else None,
                               (log.examples_seen, log.passes_done, list(log.curve)) if k == 1 else None)
                          for j in live]
-                results = executor.map(tasks, trainer.model.state)
+                results = executor.map(tasks, trainer.model.state, changed)
                 trainer.model.state = merge_states(trainer.model.state, results, c)
+                changed = np.unique(np.concatenate([np.empty(0, np.int64)] + [r.slots for r in results]))
                 for j, r in zip(live, results):
                     positions[j] = r.position
                 rows = _account(trainer, results, k)

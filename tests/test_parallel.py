@@ -309,6 +309,24 @@ def test_threads_and_dask_give_the_same_model(tmp_path, client):
     assert t.state == d.state and t_log.history == d_log.history and t_log.evals == d_log.evals
 
 
+def test_dask_rounds_send_the_changed_rows_not_the_state(tmp_path, client, monkeypatch):
+    """Within a pass, a round sends the workers the rows the last merge changed (a Delta);
+    the whole state goes at a pass's start. The model is the threads' model, bit for bit."""
+    seen = []
+    close = parallel.DaskCluster.close
+    monkeypatch.setattr(parallel.DaskCluster, "close", lambda self: (seen.append((self.chain, self.sent)), close(self)))
+    url = os.path.join(DATA, "url_day0_mini.svm")  # (200 rows of ~115 ids < 2**22: hashed into 2**18 slots)
+    settings = {"partitions": 2, "passes": 2, "merge_every": 20, "bits": 18}
+    t, t_log, _ = train(tmp_path, "threads", [url], overrides=settings, threads=2)
+    d, d_log, _ = train(tmp_path, "dask", [url], overrides=settings, cluster=client)
+    assert t.state == d.state and t_log.history == d_log.history
+    (chains, sent), = seen
+    whole = d.state.table.nbytes
+    assert whole == (1 << 18) * 16 and chains == 2 and len(sent) >= 10  # (a chain per pass, 5+ rounds in each)
+    assert sent[len(sent) // 2] > whole  # (pass 2 starts with the whole state; pass 1 with a table not grown yet)
+    assert max(sent[1:len(sent) // 2] + sent[len(sent) // 2 + 1:]) < whole // 10  # (the rest: deltas)
+
+
 def test_a_scheduler_that_cannot_be_reached_is_one_line(tmp_path, monkeypatch):
     pytest.importorskip("distributed")
     monkeypatch.setattr(parallel, "CONNECT_TIMEOUT", 1)
@@ -535,8 +553,9 @@ class _LosingClient:
     def scatter(self, state, **kw):
         return self._Future("state", state)
 
-    def submit(self, fn, task, shared, **kw):
-        return self._Future(task.name, (fn, task, shared.value))
+    def submit(self, fn, task, *args, **kw):  # (Dask passes the values of the futures among args)
+        values = [[f.value for f in a] if isinstance(a, list) else getattr(a, "value", a) for a in args]
+        return self._Future(task.name, (fn, task, values))
 
     def gather(self, futures):
         from distributed.client import FutureCancelledError
@@ -545,7 +564,7 @@ class _LosingClient:
         if self.rounds <= self.lose:
             futures[0].status = "finished"  # (one done before the state went)
             raise FutureCancelledError(futures[1].key, "already forgotten")
-        return [fn(t, s) for fn, t, s in (f.value for f in futures)]
+        return [fn(t, *args) for fn, t, args in (f.value for f in futures)]
 
 
 @pytest.mark.parametrize("lose", [1, 2])
