@@ -155,8 +155,14 @@ class _Collect(Reporter):
 
 def train_partition(task: Task, state: State) -> Result:
     """Train one partition's round from `state` (not modified) with the engine."""
+    return _train(task, state, state.copy())[0]
+
+
+def _train(task: Task, state: State, own: State) -> tuple:
+    """(Result, the trained State): train from `own`, a State equal to `state` that this
+    partition may change (it trains in place), and hand back the rows it changed."""
     c = task.config
-    model = Model(c, state.copy())
+    model = Model(c, own)
     log = start_run(None, [InputId(task.name, None)], c)
     if task.sums is not None:
         log.run.loss_sum, log.run.weight_sum, log.run.pos_sum = task.sums
@@ -189,11 +195,11 @@ def train_partition(task: Task, state: State) -> Result:
     slots = touched.changed(out, state, fresh_row(c))
     same_aliases = out.aliases.shape == state.aliases.shape and np.array_equal(out.aliases, state.aliases)
     return Result(position=pos, slots=slots, rows=out.table[slots], bias=out.bias.copy(), size=len(out.table),
-                  aliases=None if same_aliases else out.aliases, alias_overflow=out.alias_overflow,
+                  aliases=None if same_aliases else out.aliases.copy(), alias_overflow=out.alias_overflow,
                   examples=log.examples_seen - start[0] if seen["rows"] else 0,
                   sums=seen.get("sums", task.sums or (0.0, 0.0, 0.0)), features=trainer.features,
                   bad_lines=log.bad_lines - start[2], warnings=warnings,
-                  curve=log.curve[start[1]:] if task.curve is not None else [])
+                  curve=log.curve[start[1]:] if task.curve is not None else []), out
 
 
 class Touched:
@@ -363,15 +369,29 @@ class Threads:
 
         self.n = n
         self.pool = ThreadPoolExecutor(n, thread_name_prefix="ftrl-partition") if n > 1 else None
+        self.kept = {}  # partition name -> its state after the last round
         self.describe = f"{n} thread{'s' if n > 1 else ''}"
 
     def map(self, tasks, state, changed=None):
+        """The round's Results. changed: the slots of `state` changed since the last call
+        (None: not known). With no more partitions than threads, each keeps its trained
+        state between rounds and only the rows of `changed` are written into it (a Delta:
+        it then equals `state`), instead of a copy of the whole state per round."""
+        keep = len(tasks) <= self.n
+        own = []
+        for t in tasks:
+            held = self.kept.pop(t.name, None) if keep and changed is not None else None
+            own.append(state.copy() if held is None else
+                       Delta.of(state, np.asarray(changed, np.int64)).apply(held, fresh_row(t.config)))
         if self.pool is None:
-            return [train_partition(t, state) for t in tasks]
-        futures = [self.pool.submit(train_partition, t, state) for t in tasks]
-        return [f.result() for f in futures]
+            done = [_train(t, state, o) for t, o in zip(tasks, own)]
+        else:
+            done = [f.result() for f in [self.pool.submit(_train, t, state, o) for t, o in zip(tasks, own)]]
+        self.kept = {t.name: s for t, (_, s) in zip(tasks, done)} if keep else {}
+        return [r for r, _ in done]
 
     def close(self):
+        self.kept = {}
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 

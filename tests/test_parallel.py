@@ -68,6 +68,22 @@ def test_threads_are_deterministic_and_mix_the_partitions(tmp_path):
     assert log_a.history[0].examples == 2000  # every row, once per pass
 
 
+def test_partitions_that_keep_their_state_between_rounds_give_the_copying_model(tmp_path, monkeypatch):
+    """With no more partitions than threads, a partition keeps its trained state and gets
+    the merged rows written into it (a Delta) instead of a copy of the state per round."""
+    url = os.path.join(DATA, "url_day0_mini.svm")  # (ids hashed into 2**16 slots: collisions, growth)
+    settings = {"partitions": 3, "passes": 2, "merge_every": 20, "bits": 16, "validation": url}
+    applied = []
+    apply = parallel.Delta.apply
+    monkeypatch.setattr(parallel.Delta, "apply", lambda self, *a: applied.append(1) or apply(self, *a))
+    kept, kept_log, _ = train(tmp_path, "kept", [url], overrides=settings, threads=3)
+    assert len(applied) >= 2 * 3 * 3  # (2 passes x 3 partitions x at least 3 rounds after the first)
+    n = len(applied)
+    copied, copied_log, _ = train(tmp_path, "copied", [url], overrides=settings, threads=2)  # (3 > 2: copies)
+    assert len(applied) == n
+    assert kept.state == copied.state and kept_log.history == copied_log.history and kept_log.evals == copied_log.evals
+
+
 def test_k_partitions_stay_close_to_the_embedded_run(tmp_path):
     """Held-out log loss on a9a within 0.5 % of the embedded run (K=2, `sum` merged every
     100 rows per partition: docs/parallel.md has the table for other settings)."""
