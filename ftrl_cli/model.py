@@ -376,8 +376,15 @@ class Model:
             return 0.0
         if not c.online:
             return float(self.bst[K.COL_W])
+        # w from the bias's (z, n) under the bias's l1 and l2: margins_state's arithmetic,
+        # the same as weights_from_state's, on a one-row table with one feature (id 0,
+        # value 1) and bias -0.0, so the margin is w bit for bit (-0.0 + w == w, even for
+        # w = -0.0). Predict uses margins_state anyway: one kernel fewer to load.
+        hp, fl = hyperparameters(c)
+        hp[K.HP_L1], hp[K.HP_L2] = hp[K.HP_BIAS_L1], hp[K.HP_BIAS_L2]
         w = np.empty(1, np.float64)
-        K.weights_from_state(self.bst.reshape(1, -1), hyperparameters(c)[0], True, w)
+        K.margins_state(np.array([0, 1], np.int64), np.zeros(1, np.int64), np.ones(1, np.float64),
+                        self.bst.reshape(1, -1), 1, hp, fl, -0.0, w)
         return float(w[0])
 
     def margins(self, indptr, ids, values, bias_w=None) -> np.ndarray:

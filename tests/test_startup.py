@@ -12,11 +12,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import DATA, assert_same_state
+from reference import weight
 
 import ftrl_cli.kernels as K
 from ftrl_cli import api
+from ftrl_cli.config import Config
+from ftrl_cli.model import Model, hyperparameters
 
 TRAIN = DATA / "a9a_head2000.svm"
 TEST = DATA / "a9a_t_head500.svm"
@@ -43,7 +47,7 @@ try:
 except SystemExit as e:
     assert e.code in (0, None), e.code
 print(json.dumps(sorted(m for m in sys.modules if m.startswith(("ftrl_cli", "numba", "pyarrow", "scipy", "yaml",
-      "sklearn", "matplotlib", "dask", "pandas")))))
+      "sklearn", "matplotlib", "dask", "pandas", "numpy.ma", "email")))))
 """
 
 
@@ -117,6 +121,10 @@ def test_predict_loads_the_text_writer_too(tmp_path):
     assert {"ftrl_cli.kernels.libsvm", "ftrl_cli.kernels.ftrl", "ftrl_cli.kernels.floatfmt"} <= mods
     assert not mods & NEVER, mods & NEVER
     assert "numba.np.arraymath" not in mods
+    # nor what a cached kernel's code or Numba's typing of its arguments can drag in:
+    # numba.np.arrayobj (format_g17's bits through x.view) and numpy.ma (is it a masked array?);
+    # nor importlib.metadata's email package (Numba imports it for the extension scan, not done)
+    assert not mods & {"numba.np.arrayobj", "numpy.ma", "email"}, mods & {"numba.np.arrayobj", "numpy.ma", "email"}
 
 
 # --------------------------------------------------------------------------------------
@@ -190,3 +198,88 @@ print(json.dumps({"cached": cached, "light": light, "f": f(np.arange(4.0)),
     child(code)  # (the first run fills the cache, if last_newline's was missing or stale)
     got = child(code)
     assert got == {"cached": 3, "light": True, "f": 12.0 + 3.0 ** 0.5, "full": True}
+
+
+@jit_only
+def test_what_the_command_line_start_defers_still_works():
+    """start_for_cli leaves importlib.metadata to load on first use (Numba imports it for
+    the extension scan that the start turns off), and the garbage collector on, with
+    Numba's objects frozen out of its collections."""
+    got = child("""
+import gc, json, sys
+import ftrl_cli.kernels as K
+K.start_for_cli()
+deferred = "email" not in sys.modules and "importlib.metadata" in sys.modules
+import importlib.metadata
+import numpy
+print(json.dumps({"deferred": deferred, "version": importlib.metadata.version("numpy") == numpy.__version__,
+                  "email": "email" in sys.modules, "frozen": gc.get_freeze_count() > 10000,
+                  "collecting": gc.isenabled()}))
+""")
+    assert got == {"deferred": True, "version": True, "email": True, "frozen": True, "collecting": True}
+
+
+@jit_only
+def test_the_command_line_types_arrays_as_numba_does(tmp_path):
+    """start_for_cli types array arguments without importing numpy.ma, since no masked
+    array exists before it is imported; the types are Numba's own, and once numpy.ma is
+    imported Numba's own typing answers (a masked array stays an error)."""
+    got = child("""
+import json, sys
+import numpy as np
+import ftrl_cli.kernels as K
+K.start_for_cli()
+from numba import typeof
+from numba.core import errors
+from numba.core.typing.typeof import _typeof_ndarray, Purpose
+base = np.arange(24.0).reshape(4, 6)
+ro = np.zeros(3, np.int32)
+ro.flags.writeable = False
+arrays = [base, base.T, base[:, ::2], base[1], np.zeros((2, 0), np.float32), ro, np.zeros(3, np.uint8),
+          np.array(5.0), np.zeros(4, np.complex128), np.zeros(2, "U3"), np.zeros(2, object),
+          np.memmap(sys.argv[1], np.int64, "w+", shape=(5,))]
+mine = [str(typeof(a, Purpose.argument)) for a in arrays]
+try:
+    typeof(np.zeros(2, "V3"), Purpose.argument)
+    bad = "typed"
+except errors.NumbaValueError as e:
+    bad = str(e)
+ma_after_mine = "numpy.ma" in sys.modules
+numba_s = [str(_typeof_ndarray(a, None)) for a in arrays]  # (imports numpy.ma)
+try:
+    typeof(np.ma.masked_array([1.0, 2.0], [0, 1]), Purpose.argument)
+    masked = "typed"
+except errors.NumbaTypeError as e:
+    masked = str(e)
+print(json.dumps({"mine": mine, "numba": numba_s, "ma": ma_after_mine, "bad": bad, "masked": masked}))
+""", tmp_path / "memmap.bin")
+    assert got["mine"] == got["numba"] and not got["ma"]
+    assert "array(float64, 2d, F)" in got["mine"] and "readonly array(int32, 1d, C)" in got["mine"]
+    assert "Unsupported array dtype: |V3" in got["bad"] and "MaskedArray" in got["masked"]
+
+
+def test_the_bias_weight_is_weights_from_state_s_bit_for_bit():
+    """Model.bias_weight computes the bias's w with margins_state (which predict loads
+    anyway) on a one-row table: the same bits as weights_from_state, for random states in
+    both precisions, and Algorithm 1's closed form (tests/reference.py) to 1e-12."""
+    rng = np.random.default_rng(16)
+    for dtype in ("float64", "float32"):
+        for lr_power in (-0.5, -0.25):
+            for l1, l2, bias_l1, bias_l2 in ((0.0, 0.0, None, None), (2.0, 1.0, 0.3, 0.0), (0.0, 0.5, 1.5, 2.0)):
+                c = Config(dtype=dtype, lr_power=lr_power, alpha=0.2, beta=0.7, l1=l1, l2=l2,
+                           bias_l1=bias_l1, bias_l2=bias_l2)
+                m = Model(c)
+                hp = hyperparameters(c)[0]
+                zs = np.concatenate([rng.normal(0, 3, 40), [0.0, -0.0, 0.3, -0.3, 1.5, -1.5]])
+                ns = np.concatenate([rng.exponential(5, 40), [0.0, 0.0, 0.0, 2.0, 1e-30, 1e30]])
+                for z, n in zip(zs, ns):
+                    m.bst[0], m.bst[1] = z, n
+                    want = np.empty(1)
+                    K.weights_from_state(m.bst.reshape(1, -1), hp, True, want)
+                    got = m.bias_weight()
+                    assert np.float64(got).tobytes() == want.tobytes(), (dtype, lr_power, l1, z, n, got, want)
+                    if dtype == "float64":
+                        ref = weight(float(z), float(n), c.alpha, c.beta, c.resolved_bias_l1, c.resolved_bias_l2,
+                                     c.p)
+                        assert got == pytest.approx(ref, rel=1e-12, abs=1e-30)
+    assert Model(Config(bias=False)).bias_weight() == 0.0

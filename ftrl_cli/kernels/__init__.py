@@ -103,7 +103,13 @@ def start_for_cli() -> None:
       probes scipy.linalg for BLAS (~0.2 s), which only compiling needs; a compiled kernel
       needs the runtime (NRT) it links to. A kernel that must be compiled (no cache yet, or
       a stale one) still gets the whole target: Numba's compiler refreshes it itself.
-    - Numba does not scan the installed packages for its extensions (ftrl uses none).
+    - Numba does not scan the installed packages for its extensions (ftrl uses none), and
+      importlib.metadata, which it imports only for that scan, loads on first use instead
+      of at Numba's import (~20 ms: it imports email, socket, ...).
+    - The garbage collector does not run during Numba's import, and what exists after it
+      (Numba's and NumPy's modules, types and registries: a few 100,000 objects that live
+      until exit) is left out of every later collection (gc.freeze): each full collection
+      during the imports and kernel loads that follow would walk them all (~30 ms).
     - At exit the interpreter leaves the reference cycles of Numba's and LLVM's objects to
       the operating system instead of collecting them one by one (gc.freeze; 0.1-0.2 s, a
       quarter of a small run). Every file ftrl writes is closed (and fsynced) before.
@@ -113,19 +119,25 @@ def start_for_cli() -> None:
     if _cli_started:
         return
     _cli_started = True
+    import atexit
+    import gc
+
     if "numba" not in sys.modules:
         skip = ["scipy"] + ([] if os.path.exists(".numba_config.yaml") else ["yaml"])
         blocked = [m for m in skip if m not in sys.modules]
         for m in blocked:
             sys.modules[m] = None  # `import` raises ImportError, which Numba expects of both
+        _import_on_first_use("importlib.metadata")
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             import numba  # noqa: F401
         finally:
             for m in blocked:
                 del sys.modules[m]
-    import atexit
-    import gc
-
+            if collecting:
+                gc.enable()
+    gc.freeze()
     from numba import config
     from numba.core import caching, entrypoints
     from numba.core.runtime import nrt
@@ -146,3 +158,48 @@ def start_for_cli() -> None:
             return self._load_overload(sig, target_context)
 
     cache.load_overload = load_overload
+    _type_arrays_without_numpy_ma()
+
+
+def _import_on_first_use(name: str) -> None:
+    """Put module `name` in sys.modules as a module that loads on its first attribute look-up
+    (importlib.util.LazyLoader): code that imports it and never uses it pays nothing."""
+    import importlib.util
+
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or not hasattr(spec.loader, "exec_module"):
+        return
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    setattr(sys.modules[parent], child, module)  # (`from importlib import metadata` then just takes it)
+
+
+def _type_arrays_without_numpy_ma() -> None:
+    """Numba types an array argument (on a kernel's first call) after asking whether it is
+    a numpy.ma.MaskedArray, and that question imports numpy.ma (~15 ms). While numpy.ma is
+    not imported, no array can be one: the same typing, without the question."""
+    import numpy as np
+    from numba.core import errors, types
+    from numba.core.typing.typeof import typeof_impl
+    from numba.np import numpy_support
+
+    numba_typeof = typeof_impl.dispatch(np.ndarray)
+    if getattr(numba_typeof, "__name__", "") != "_typeof_ndarray" or not all(
+            hasattr(numpy_support, a) for a in ("from_dtype", "map_layout")):
+        return  # (another Numba: its own)
+
+    def typeof_ndarray(val, c):
+        if "numpy.ma" in sys.modules:
+            return numba_typeof(val, c)
+        try:
+            dtype = numpy_support.from_dtype(val.dtype)
+        except errors.NumbaNotImplementedError:
+            raise errors.NumbaValueError(f"Unsupported array dtype: {val.dtype}") from None
+        return types.Array(dtype, val.ndim, numpy_support.map_layout(val), readonly=not val.flags.writeable)
+
+    typeof_impl.register(np.ndarray, typeof_ndarray)
