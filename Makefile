@@ -49,10 +49,13 @@ fuzz: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check ftrl_cli tests bench
 
+# (as an installed package runs: with .pyc files, whatever PYTHONDONTWRITEBYTECODE says here)
+BENCH_ENV := env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CURDIR)/.bench-cache/pyc
+
 bench: $(STAMP)
-	$(BIN)/python bench/run_bench.py $(BENCH_ARGS)
-	$(BIN)/python bench/flights.py $(FLIGHTS_ARGS)
-	$(BIN)/python bench/model_size.py
+	$(BENCH_ENV) $(BIN)/python bench/run_bench.py $(BENCH_ARGS)
+	$(BENCH_ENV) $(BIN)/python bench/flights.py $(FLIGHTS_ARGS)
+	$(BENCH_ENV) $(BIN)/python bench/model_size.py
 
 # Held-out quality of train, tune and the peers on ../shared/data (minutes; not part of test).
 .PHONY: quality
