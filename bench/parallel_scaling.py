@@ -19,9 +19,10 @@ over rounds, and a speed-up is the median of the per-round ratios to the one-thr
 the same round. Same settings everywhere: alpha 0.1, beta 1, l1 1, l2 1, one pass, logistic
 loss; `-b` as the table (24 for ctr; 18 for flights, no collisions).
 
-Bytes per merge: from an in-process `--threads 2` run, what a round moves: the driver sends
-the global state to every worker (Dask: once per round, broadcast), each worker hands back
-the rows it changed (slot int64 + row) and its bias.
+Bytes per merge: from an in-process `--threads 2` run, what a round moves: each worker hands
+back the rows it changed (slot int64 + row) and its bias; on Dask the driver sends the
+global state to every worker at a pass's start (broadcast) and, after each merge, a delta:
+the merged rows of every slot a partition changed (slot int64 + row).
 
 Per-round costs: copy of the state (each partition trains its own), finding the changed
 rows (the touched slots only, and the old whole-table comparison for reference), the merge,
@@ -66,6 +67,11 @@ def commands(ds, wd, vw):
         "ftrl, 1 thread": base + ["-m", str(wd / "m1")],
         "ftrl --threads 2": base + ["-m", str(wd / "mt2"), "--threads", "2"],
         "ftrl --cluster local:2": base + ["-m", str(wd / "ml2"), "--cluster", "local:2"],
+        # (rounds of 100 k rows per partition: what the deltas and kept states save)
+        "ftrl --threads 2 --merge-every 100000": base + ["-m", str(wd / "mt2r"), "--threads", "2",
+                                                         "--merge-every", "100000"],
+        "ftrl --cluster local:2 --merge-every 100000": base + ["-m", str(wd / "ml2r"), "--cluster", "local:2",
+                                                               "--merge-every", "100000"],
     }
     vwfile = ds["path"][:-4] + ".vw"
     if vw and os.path.exists(vwfile):
@@ -120,9 +126,14 @@ def merge_bytes(ds, wd, merge_every=0):
     merge = parallel.merge_states
 
     def counting(base, results, config):
+        import numpy as np
+
+        union = np.unique(np.concatenate([r.slots for r in results]))  # (a Delta's rows: Dask sends them)
+        row = base.table.itemsize * base.table.shape[1]
         seen.append(dict(state=base.table.nbytes + base.bias.nbytes + base.aliases.nbytes,
                          back=sum(r.slots.nbytes + r.rows.nbytes + r.bias.nbytes for r in results),
-                         rows=sum(len(r.slots) for r in results), partitions=len(results)))
+                         rows=sum(len(r.slots) for r in results), partitions=len(results),
+                         delta=len(union) * (8 + row)))
         return merge(base, results, config)
 
     parallel.merge_states = counting
@@ -134,6 +145,7 @@ def merge_bytes(ds, wd, merge_every=0):
     return dict(rounds=len(seen), merge_every=merge_every,
                 state_bytes=max(s["state"] for s in seen),
                 back_bytes_per_round=statistics.median(s["back"] for s in seen),
+                delta_bytes_per_round=statistics.median(s["delta"] for s in seen),
                 back_rows_per_round=statistics.median(s["rows"] for s in seen))
 
 
