@@ -286,7 +286,7 @@ class Delta:
 _SYNCED = {}  # on a worker: {worker: (chain, deltas applied, State)}, the state of the last round it saw
 
 
-def train_synced(task: Task, chain: int, base: State, deltas: list) -> Result:
+def train_synced(task: Task, chain: tuple, base: State, deltas: list) -> Result:
     """train_partition from the chain's base with its deltas applied: a worker that ran the
     chain's last round applies only the new delta to the state it kept; any other (a new or
     restarted worker) starts from a copy of the base. Dask moves each delta to each worker
@@ -424,7 +424,9 @@ class DaskCluster:
                 raise ConfigError(f"cannot reach the Dask scheduler at {cluster} within {CONNECT_TIMEOUT} s "
                                   f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         self.describe = f"Dask at {self.client.scheduler.address}"
-        self.chain, self.base, self.deltas, self.delta_bytes = 0, None, [], 0
+        # (a chain is named by this run's token too: two runs on one cluster share its workers)
+        self.token, self.chain, self.base, self.deltas, self.delta_bytes = os.urandom(8).hex(), None, None, [], 0
+        self.chains = 0
         self.sent = []  # bytes scattered per round (to each worker)
 
     def map(self, tasks, state, changed=None):
@@ -474,7 +476,8 @@ class DaskCluster:
             self.sent.append(d.nbytes)
             return
         self._release_chain()
-        self.chain += 1
+        self.chains += 1
+        self.chain = (self.token, self.chains)
         # (a copy: an in-process worker may hold the object itself, and the merge changes the
         # driver's state in place)
         self.base = client.scatter(state.copy(), broadcast=True, hash=False)

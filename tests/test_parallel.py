@@ -330,7 +330,7 @@ def test_dask_rounds_send_the_changed_rows_not_the_state(tmp_path, client, monke
     the whole state goes at a pass's start. The model is the threads' model, bit for bit."""
     seen = []
     close = parallel.DaskCluster.close
-    monkeypatch.setattr(parallel.DaskCluster, "close", lambda self: (seen.append((self.chain, self.sent)), close(self)))
+    monkeypatch.setattr(parallel.DaskCluster, "close", lambda self: (seen.append((self.chains, self.sent)), close(self)))
     url = os.path.join(DATA, "url_day0_mini.svm")  # (200 rows of ~115 ids < 2**22: hashed into 2**18 slots)
     settings = {"partitions": 2, "passes": 2, "merge_every": 20, "bits": 18}
     t, t_log, _ = train(tmp_path, "threads", [url], overrides=settings, threads=2)
@@ -341,6 +341,33 @@ def test_dask_rounds_send_the_changed_rows_not_the_state(tmp_path, client, monke
     assert whole == (1 << 18) * 16 and chains == 2 and len(sent) >= 10  # (a chain per pass, 5+ rounds in each)
     assert sent[len(sent) // 2] > whole  # (pass 2 starts with the whole state; pass 1 with a table not grown yet)
     assert max(sent[1:len(sent) // 2] + sent[len(sent) // 2 + 1:]) < whole // 10  # (the rest: deltas)
+
+
+def test_two_runs_on_one_cluster_at_once_keep_their_states_apart(tmp_path, client):
+    """Workers keep the state of the last round they ran, named by the run: two runs
+    sharing the workers at the same time each get their own model."""
+    import threading
+
+    url = os.path.join(DATA, "url_day0_mini.svm")
+    runs = {"a": {"partitions": 2, "merge_every": 20, "bits": 18, "passes": 2},
+            "b": {"partitions": 2, "merge_every": 30, "bits": 18, "passes": 2, "alpha": 0.3}}
+    errors = []
+
+    def dask_run(name):
+        try:
+            api.train([url], tmp_path / f"dask-{name}", overrides=runs[name], cluster=client)
+        except Exception as e:  # noqa: BLE001 - reported by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=dask_run, args=(n,)) for n in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not errors, errors
+    for name, settings in runs.items():
+        expected, _, _ = train(tmp_path, f"threads-{name}", [url], overrides=settings, threads=2)
+        assert checkpoint.load(tmp_path / f"dask-{name}")[0].state == expected.state, name
 
 
 def test_a_scheduler_that_cannot_be_reached_is_one_line(tmp_path, monkeypatch):
