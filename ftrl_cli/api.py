@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 
 import numpy as np
@@ -283,6 +284,10 @@ def _stderr_warn(message: str) -> None:
     print(f"ftrl: warning: {message}", file=sys.stderr)
 
 
+# what would end an id's TSV field or line: printed as spaces (what str.splitlines splits at, and TAB)
+_ID_BREAKS = re.compile("[\t\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
 def iter_margins(model: Model, inputs, reporter: Reporter | None = None, with_ids: bool = False,
                  labels: bool = True):
     """Yield (path, margins, batch) per batch, in input order, reading every input as the
@@ -366,7 +371,7 @@ def predict(model_dir, inputs, out=None, *, output: str = "proba", threshold: fl
                 cols.insert(0, [_label_text(v) for v in b.labels.tolist()])
             if with_id:
                 ids = b.ids_text if b.ids_text is not None else [""] * len(m)
-                ids = [str(t).replace("\t", " ") for t in ids]
+                ids = [_ID_BREAKS.sub(" ", str(t)) for t in ids]
                 no_id += ids.count("")
                 cols.insert(0, ids)
             out.write(("\n".join(["\t".join(r) for r in zip(*cols)]) + "\n").encode())

@@ -258,6 +258,23 @@ def test_with_id_on_a_table_without_id_column(tmp_path):
     assert [line.split("\t")[0] for line in r.stdout.splitlines()] == [f"r{i}" for i in range(40)]
 
 
+def test_an_id_holding_line_breaks_or_tabs_stays_one_field_of_one_line(tmp_path):
+    """A quoted CSV field may hold TABs and line breaks: each prints as a space, so the
+    output keeps one line per row and the id one TSV field."""
+    odd = ["a\tb", "c\nd", "e\r\nf", "g\u2028h", "plain", "back\\slash"]
+    csv = tmp_path / "t.csv"
+    with open(csv, "w", newline="") as f:
+        f.write("y,a,rid\n" + "".join(f'{i % 2},{i % 3},"{t}"\n' for i, t in enumerate(odd)))
+    m = tmp_path / "m"
+    assert run("train", csv, "-m", m, "-q", "--label", "y", "--ignore", "rid").returncode == 0
+    r = run("predict", "-m", m, csv, "--with-id", "--id", "rid", "--with-label")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")[:-1]
+    assert [line.split("\t")[:2] for line in lines] == [
+        ["a b", "0"], ["c d", "1"], ["e  f", "0"], ["g h", "1"], ["plain", "0"], ["back\\slash", "1"]]
+    assert all(len(line.split("\t")) == 3 for line in lines)
+
+
 def test_validation_every_needs_something_to_evaluate(tmp_path):
     r = run("train", A9A, "-m", tmp_path / "m", "--validation-every", "500")
     assert r.returncode == 2 and not (tmp_path / "m").exists()
