@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels as K
+from . import sets
 from .config import Config
 
 MAX_ALIASES = 1 << 20
@@ -274,7 +275,7 @@ class Model:
         big = ids >= cap
         pairs = []
         if big.any():
-            hid = np.unique(ids[big])
+            hid = sets.unique(ids[big])
             hslot = np.empty_like(hid)
             K.slots_of(hid, cap, hslot)
             known = np.isin(hslot, self.alias[:, 0])
@@ -284,11 +285,11 @@ class Model:
             pairs += [np.stack([hslot, hid], 1), np.stack([own, own], 1)]
         if len(self.alias) or pairs:
             targets = np.concatenate([self.alias[:, 0]] + [p[:, 0] for p in pairs])
-            small = np.unique(ids[~big])
+            small = sets.unique(ids[~big])
             own = small[np.isin(small, targets)]
             pairs.append(np.stack([own, own], 1))
         if pairs:
-            merged = np.unique(np.concatenate([self.alias] + pairs), axis=0)
+            merged = sets.unique_rows(np.concatenate([self.alias] + pairs))
             if len(merged) > MAX_ALIASES:
                 merged, self.alias_overflow = merged[:MAX_ALIASES], True
             self.alias = merged

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import sets
 from .config import Config
 from .engine import Source, Trainer, file_order, start_run
 from .errors import ConfigError, DataError, Interrupted
@@ -347,7 +348,7 @@ def merge_states(base: State, results: list, config: Config) -> State:
     if len(new) == 1:
         aliases = new[0]
     elif new:
-        aliases = np.unique(np.concatenate([base.aliases] + new), axis=0)
+        aliases = sets.unique_rows(np.concatenate([base.aliases] + new))
         if len(aliases) > MAX_ALIASES:
             aliases, overflow = aliases[:MAX_ALIASES], True
     return State(table, bias, base.layer.copy(), aliases, base.iterations, overflow)
@@ -549,9 +550,10 @@ def run_parallel(trainer: Trainer, sources: list, *, threads=None, cluster=None)
                          for j in live]
                 results = executor.map(tasks, trainer.model.state, changed)
                 trainer.model.state = merge_states(trainer.model.state, results, c)
-                changed = np.unique(np.concatenate([np.empty(0, np.int64)] + [r.slots for r in results]))
                 for j, r in zip(live, results):
                     positions[j] = r.position
+                if any(positions[j].piece < len(parts[j]) for j in range(k)):  # (a round follows in this pass)
+                    changed = sets.union(np.empty(0, np.int64), *[r.slots for r in results])
                 rows = _account(trainer, results, k)
                 loss_before = run.loss_sum
                 run.loss_sum, run.weight_sum, run.pos_sum = _add_sums(results)

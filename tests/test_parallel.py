@@ -529,10 +529,13 @@ def real_cluster(tmp_path_factory):
                                            "--preload", str(hook)], env=env, stdout=log, stderr=log,
                                           start_new_session=True)
                   for _ in range(2)]
-        deadline = time.time() + 60
-        while not file.exists() and time.time() < deadline:
-            time.sleep(0.05)
-        address = json.loads(file.read_text())["address"]
+        deadline, address = time.time() + 60, None
+        while address is None and time.time() < deadline:  # (the file may be seen half written)
+            try:
+                address = json.loads(file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.05)
+        assert address is not None, (d / "cluster.log").read_text()[-2000:]
         with distributed.Client(address, timeout=30) as c:
             c.wait_for_workers(2, timeout=60)
             yield address, control, c

@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 
+from .. import sets
 from ..atomic import atomic_writer
 from ..errors import ModelError
 
@@ -115,7 +116,7 @@ class NameMap:
             self.overflow = True
             uk = np.sort(uk)[:max(room, 0)]
         if len(uk):
-            self._keys = np.union1d(self._keys, uk)
+            self._keys = sets.union(self._keys, uk)
 
     def get(self, slot, default=None):
         """The slot's name as export and inspect print it: every key seen there, escaped as
