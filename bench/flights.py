@@ -143,17 +143,22 @@ def bench(data: dict, env: dict, wd: Path, pairs: int) -> dict:
         train = [ftrl, "train", d["svm"], "-m", model, "--alpha", a["alpha"], "--beta", a["beta"], "--l1", a["l1"],
                  "--l2", a["l2"], "--passes", 1, "-q", "--force", "--json"]
         predict = [ftrl, "predict", "-m", model, d["svm"], "-q"]
+        pq_path, _ = rb.build_parquet(ftrl, d, env["python"])  # (ftrl's Parquet cache, built untimed)
+        train_pq = [ftrl, "train", pq_path, "-m", wdn / "ftrl-model-pq", "--alpha", a["alpha"], "--beta", a["beta"],
+                    "--l1", a["l1"], "--l2", a["l2"], "--passes", 1, "-q", "--force", "--json"]
         vw_train = [vw] + rb.vw_args(VW_BITS) + ["-d", d["vw"], "-f", wdn / "vw.model", "--quiet"] if vw else None
         vw_pred = [vw, "-t", "-i", wdn / "vw.model", "-d", d["vw"], "-p", wdn / "p_vw.txt", "--link", "logistic",
                    "--quiet"] if vw else None
         for f in (d["svm"], d["vw"]):  # page cache (untimed), and a warm Numba cache / VW model
             subprocess.run(["cat", f], stdout=subprocess.DEVNULL)
         rb.measure(train)
+        rb.measure(train_pq)
         if vw:
             rb.measure(vw_train)
-        runs = {"train": [], "vw_train": [], "predict": [], "vw_predict": []}
+        runs = {"train": [], "vw_train": [], "train_parquet": [], "predict": [], "vw_predict": []}
         for i in range(pairs):
             for key, cmd, out in (("train", train, None), ("vw_train", vw_train, None),
+                                  ("train_parquet", train_pq, None),
                                   ("predict", predict, wdn / "p_ftrl.txt"), ("vw_predict", vw_pred, None)):
                 if cmd is None:
                     continue
@@ -161,7 +166,7 @@ def bench(data: dict, env: dict, wd: Path, pairs: int) -> dict:
                 if r["rc"] != 0:
                     raise RuntimeError(f"{' '.join(map(str, cmd))} failed (rc {r['rc']}): {r['stderr'][-600:]}")
                 rec = {"wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "rss_mb": r["rss_mb"]}
-                if key == "train":
+                if key in ("train", "train_parquet"):
                     s = _json_tail(r)
                     rec.update(seconds=s.get("seconds"), loop_seconds=s.get("loop_seconds"),
                                logloss=s.get("progressive_logloss"), examples=s.get("examples"))
@@ -180,14 +185,17 @@ def summarize(res: dict) -> dict:
             if v:
                 s[k] = {"wall_s": med([x["wall_s"] for x in v]), "cpu_s": med([x["cpu_s"] for x in v]),
                         "rss_mb": med([x["rss_mb"] for x in v])}
-        tr = runs["train"]
-        # (an ftrl before loop_seconds: its `seconds`, which add the final save to the loop)
-        loops = [x["loop_seconds"] if x.get("loop_seconds") is not None else x.get("seconds") for x in tr]
-        if all(x is not None for x in loops):
-            s["train"]["loop_s"] = med(loops)
-            s["train"]["fixed_s"] = med([x["wall_s"] - lp for x, lp in zip(tr, loops)])
-        s["train"]["logloss"] = tr[-1].get("logloss")
-        for ours, peer in (("train", "vw_train"), ("predict", "vw_predict")):
+        for key in ("train", "train_parquet"):
+            tr = runs.get(key)
+            if not tr:
+                continue
+            # (an ftrl before loop_seconds: its `seconds`, which add the final save to the loop)
+            loops = [x["loop_seconds"] if x.get("loop_seconds") is not None else x.get("seconds") for x in tr]
+            if all(x is not None for x in loops):
+                s[key]["loop_s"] = med(loops)
+                s[key]["fixed_s"] = med([x["wall_s"] - lp for x, lp in zip(tr, loops)])
+            s[key]["logloss"] = tr[-1].get("logloss")
+        for ours, peer in (("train", "vw_train"), ("train_parquet", "vw_train"), ("predict", "vw_predict")):
             if runs[peer]:  # per-pair ratios: peer / ftrl (> 1: ftrl is faster)
                 s[ours]["vs_vw"] = med([p["wall_s"] / o["wall_s"] for o, p in zip(runs[ours], runs[peer])])
         out[name] = s
@@ -212,15 +220,21 @@ def render(R: dict) -> str:
             continue
         s = S[name]
         label = "flights" if name == "big" else f"flights head {SMALL_ROWS:,}"
-        for ours, peer, pname in (("train", "vw_train", "vw --ftrl"), ("predict", "vw_predict", "vw -t")):
+        for ours, peer, pname in (("train", "vw_train", "vw --ftrl"), ("train_parquet", "vw_train", "vw --ftrl"),
+                                  ("predict", "vw_predict", "vw -t")):
             o, p = s.get(ours), s.get(peer)
             if not o:
                 continue
-            lines.append(f"| {label} | ftrl {ours} | {rb.f(o['wall_s'])} | {rb.f(o.get('loop_s'))} | "
+            what = "ftrl train (sparse Parquet)" if ours == "train_parquet" else f"ftrl {ours}"
+            lines.append(f"| {label} | {what} | {rb.f(o['wall_s'])} | {rb.f(o.get('loop_s'))} | "
                          f"{rb.f(o.get('fixed_s'))} | {rb.f(o['cpu_s'])} | {rb.f(o['rss_mb'], 0)} | "
                          f"{pname if p else '-'} | {rb.f(p and p['wall_s'])} | {rb.f(o.get('vs_vw'))} |")
     if S.get("big", {}).get("train", {}).get("logloss") is not None:
         lines += ["", f"ftrl's progressive log loss on flights: {S['big']['train']['logloss']:.6f}."]
+        pq_loss = S["big"].get("train_parquet", {}).get("logloss")
+        if pq_loss is not None:
+            same = "the same, bit for bit" if pq_loss == S["big"]["train"]["logloss"] else "DIFFERS"
+            lines[-1] += f" From the sparse Parquet cache: {pq_loss:.6f} ({same})."
     return "\n".join(lines)
 
 
