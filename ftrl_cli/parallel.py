@@ -379,11 +379,11 @@ class Threads:
         state between rounds and only the rows of `changed` are written into it (a Delta:
         it then equals `state`), instead of a copy of the whole state per round."""
         keep = len(tasks) <= self.n
+        delta = Delta.of(state, np.asarray(changed, np.int64)) if keep and changed is not None else None
         own = []
         for t in tasks:
-            held = self.kept.pop(t.name, None) if keep and changed is not None else None
-            own.append(state.copy() if held is None else
-                       Delta.of(state, np.asarray(changed, np.int64)).apply(held, fresh_row(t.config)))
+            held = self.kept.pop(t.name, None) if delta is not None else None
+            own.append(state.copy() if held is None else delta.apply(held, fresh_row(t.config)))
         if self.pool is None:
             done = [_train(t, state, o) for t, o in zip(tasks, own)]
         else:
