@@ -432,7 +432,7 @@ def _check_distinct(inputs):
         except (OSError, ValueError):
             key = os.path.realpath(path)
         if key in seen:
-            same = f"{path} twice" if seen[key] == path else f"{seen[key]} and {path}, the same file,"
+            same = f"{path} twice" if seen[key] == path else f"{seen[key]} and {path} (the same file)"
             raise ConfigError(f"--per-file reports each file once, but DATA names {same}; give each file once")
         seen[key] = path
 

@@ -63,6 +63,20 @@ def _where(path: str):
     return "through", os.O_WRONLY  # a device, FIFO, socket (or a directory: open says so)
 
 
+URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")  # scheme://: an fsspec URL, not a local path
+
+
+def local_output(path, what: str = "an output is written to a local path") -> None:
+    """Outputs are local files: an atomic write renames a temp file beside its target, which
+    object stores do not offer. A URL given as an output is refused (it would otherwise be
+    written to a local directory named like `s3:`)."""
+    if isinstance(path, str) and URL.match(path):
+        from .errors import ConfigError
+
+        raise ConfigError(f"{path}: {what}, not a URL (inputs may be URLs); write it locally, then copy "
+                          "it (e.g. `aws s3 cp`, `gsutil cp`)")
+
+
 @contextlib.contextmanager
 def atomic_writer(path, mode="wb", *, follow_links: bool = True):
     """Write to a temp file beside `path`; fsync and rename it over `path` on success.
@@ -78,6 +92,7 @@ def atomic_writer(path, mode="wb", *, follow_links: bool = True):
     follow_links=False (the files of a model directory, which are ftrl's own): whatever is
     at `path` (a link, a FIFO, a device) is itself replaced by the new regular file; nothing
     is followed or written through."""
+    local_output(os.fspath(path))
     if follow_links:
         how, target = _where(os.fspath(path))
         if how == "through":

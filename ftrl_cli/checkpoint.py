@@ -33,7 +33,7 @@ import zlib
 
 import numpy as np
 
-from .atomic import atomic_writer
+from .atomic import atomic_writer, local_output
 from .config import Config
 from .errors import ConfigError, DataError, ModelError
 from .model import Model, State, fresh_row, layout, table_of_rows
@@ -300,6 +300,7 @@ def writing(model_dir, *, force: bool = False, warn=None):
     create it, hold its lock for the block, replace (with force) a manifest this version
     cannot read, and remove what killed runs left. warn(message) says when a manifest was
     replaced."""
+    local_output(os.fspath(model_dir), "a model directory is a local path")
     check_ours(model_dir, force=force)
     try:
         os.makedirs(model_dir, exist_ok=True)

@@ -24,6 +24,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import click  # noqa: E402
 
 from . import __version__  # noqa: E402
+from .atomic import local_output  # noqa: E402
 from .errors import ConfigError, DataError, FtrlError  # noqa: E402
 from .records import json_finite  # noqa: E402
 
@@ -162,6 +163,7 @@ def _check_output_path(path, what: str):
     """Before any work: an output path that is a directory, or lies in a directory that
     does not exist, is refused with a message (a read-only or full disk is reported when
     writing)."""
+    local_output(path, f"{what} is written to a local path")
     if os.path.isdir(path):
         raise ConfigError(f"{what} {path}: is a directory; give the path of a file to write")
     parent = os.path.dirname(os.path.abspath(path))

@@ -64,8 +64,9 @@ def settle_config(config: Config, *, threads=None, cluster=None, resume: bool = 
     workers = threads if threads is not None else (_cluster_workers(cluster) if cluster is not None else None)
     if not config.partitions and workers is not None:
         if resume:
-            raise ConfigError("this model was trained in one process (partitions 0) and --resume cannot "
-                              "change partitions; train a new model with --partitions K")
+            raise ConfigError("this model was trained in one process (without --threads, --cluster or "
+                              "--partitions) and --resume cannot change that; train a new model with "
+                              "--partitions K")
         if workers == 0:
             raise ConfigError(f"--cluster {cluster}: give --partitions K as well (K is a setting of the "
                               "model, e.g. the number of workers)")
@@ -79,7 +80,7 @@ def settle_config(config: Config, *, threads=None, cluster=None, resume: bool = 
         raise ConfigError("parallel training (--partitions, --threads, --cluster) merges online FTRL states "
                           "(z, n); the mini-batch optimizers (--batch-size > 1, --optimizer novograd, EMA, "
                           "clipping, schedules, Keras/MXNet configs) have no merge rule: train them in one "
-                          "process (partitions 0)")
+                          "process (without --threads, --cluster or --partitions)")
     if config.holdout_every:
         raise ConfigError("--holdout-every holds out rows by their place in one stream, which K partitions "
                           "do not have; give a --validation file instead")

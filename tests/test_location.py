@@ -176,3 +176,22 @@ def test_plain_ftrl_with_local_inputs_never_imports_fsspec(tmp_path):
             "except SystemExit as e: assert e.code == 0, e\n"
             "assert 'fsspec' not in sys.modules, 'fsspec imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("args", [
+    ["train", A9A, "-m", "s3://bucket/model"],
+    ["train", A9A, "-m", "file:///tmp/ftrl-url-model"],
+    ["convert", A9A, "file:///tmp/ftrl-url-out.parquet"],
+    ["predict", "-m", "MODEL", A9A, "-o", "s3://bucket/p.txt"],
+    ["export", "-m", "MODEL", "-o", "gs://bucket/w.tsv"],
+    ["eval", "-m", "MODEL", A9A, "--plot", "s3://bucket/p.png"],
+])
+def test_a_url_as_an_output_is_refused_and_nothing_is_written(tmp_path, monkeypatch, args):
+    """Outputs are local: a URL there was written to a local directory named `s3:` (exit 0)."""
+    api.train([A9A], tmp_path / "m")
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, [str(tmp_path / "m") if a == "MODEL" else a for a in args])
+    assert r.exit_code == 2, r.output
+    assert "is a local path, not a URL" in r.output or "is written to a local path, not a URL" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert sorted(os.listdir(tmp_path)) == ["m"]  # (no s3:/, file:/ or gs:/ directory)

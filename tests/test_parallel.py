@@ -257,7 +257,7 @@ def test_what_has_no_rule_is_refused_in_one_line(tmp_path, kw, words):
 
 def test_resume_keeps_k_and_refuses_to_add_it(tmp_path):
     api.train([A9A], tmp_path / "e")
-    with pytest.raises(ConfigError, match="partitions 0"):
+    with pytest.raises(ConfigError, match="trained in one process .without --threads"):
         api.train([A9A_T], tmp_path / "e", resume=True, threads=2)
     api.train([A9A], tmp_path / "p", threads=2)
     with pytest.raises(ConfigError, match="cannot change partitions"):

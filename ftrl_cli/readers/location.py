@@ -10,11 +10,9 @@ from __future__ import annotations
 import glob
 import io
 import os
-import re
 
+from ..atomic import URL as _URL  # (one pattern: outputs refuse what inputs open as URLs)
 from ..errors import ConfigError, DataError
-
-_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
 
 def is_url(path) -> bool:

@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from .. import kernels as K
-from ..atomic import atomic_writer
+from ..atomic import atomic_writer, local_output
 from ..errors import ConfigError, DataError
 from .arrow import (
     BATCH_ROWS,
@@ -219,6 +219,7 @@ def check_parquet_path(out_path) -> None:
     would hold Parquet bytes that the tools of that format cannot read, so only a name
     ending in .parquet or .pq is written (or a device or FIFO, e.g. /dev/stdout)."""
     path = os.fspath(out_path)
+    local_output(path, "OUT is written to a local path")
     if path.lower().endswith(PARQUET_SUFFIXES):
         return
     with contextlib.suppress(OSError):
