@@ -354,11 +354,14 @@ class Model:
     # ---- scoring ----------------------------------------------------------------------
     def weights(self) -> np.ndarray:
         """w for every allocated slot (float64)."""
-        c = self.config
-        if not c.online:
-            return self.st[:, K.COL_W].astype(np.float64)
-        w = np.empty(self.size, np.float64)
-        K.weights_from_state(self.st, hyperparameters(c)[0], False, w)
+        return self._weights_of(self.st)
+
+    def _weights_of(self, rows: np.ndarray) -> np.ndarray:
+        """w of these rows of a table (float64)."""
+        if not self.config.online:
+            return rows[:, K.COL_W].astype(np.float64)
+        w = np.empty(len(rows), np.float64)
+        K.weights_from_state(rows, hyperparameters(self.config)[0], False, w)
         return w
 
     def used_weights(self) -> tuple:
@@ -366,10 +369,10 @@ class Model:
         increasing order, and their weights; every other slot's weight is 0 (a fresh row's).
         No table-sized array: the memory of inspect and export follows the rows used."""
         fresh = fresh_row(self.config, self.st.dtype)
-        if Model(self.config, State(fresh.reshape(1, -1).copy(), self.bst, self.ls, self.alias)).weights()[0]:
+        if self._weights_of(fresh.reshape(1, -1))[0]:
             return np.arange(self.size), self.weights()  # (no optimizer has such a fresh row)
         slots = self.state.used_slots(fresh)
-        return slots, Model(self.config, State(self.st[slots], self.bst, self.ls, self.alias)).weights()
+        return slots, self._weights_of(self.st[slots])
 
     def bias_weight(self) -> float:
         c = self.config

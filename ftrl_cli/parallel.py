@@ -427,8 +427,7 @@ class DaskCluster:
                                   f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         self.describe = f"Dask at {self.client.scheduler.address}"
         # (a chain is named by this run's token too: two runs on one cluster share its workers)
-        self.token, self.chain, self.base, self.deltas, self.delta_bytes = os.urandom(8).hex(), None, None, [], 0
-        self.chains = 0
+        self.token, self.chains, self.base, self.deltas, self.delta_bytes = os.urandom(8).hex(), 0, None, [], 0
         self.sent = []  # bytes scattered per round (to each worker)
 
     def map(self, tasks, state, changed=None):
@@ -445,7 +444,7 @@ class DaskCluster:
         # is a pure function of its task and the state: the result is the same).
         for _ in range(RETRIES + 1):
             self._sync(state, changed)
-            futures = [client.submit(train_synced, t, self.chain, self.base, self.deltas, pure=False)
+            futures = [client.submit(train_synced, t, (self.token, self.chains), self.base, self.deltas, pure=False)
                        for t in tasks]
             try:
                 return client.gather(futures)
@@ -479,7 +478,6 @@ class DaskCluster:
             return
         self._release_chain()
         self.chains += 1
-        self.chain = (self.token, self.chains)
         # (a copy: an in-process worker may hold the object itself, and the merge changes the
         # driver's state in place)
         self.base = client.scatter(state.copy(), broadcast=True, hash=False)

@@ -167,17 +167,6 @@ def test_local_paths_are_not_urls():
     assert not location.is_url("data/s3:/x") and not location.is_url("./s3://x")
 
 
-def test_plain_ftrl_with_local_inputs_never_imports_fsspec(tmp_path):
-    import subprocess
-    import sys
-
-    code = ("import sys\nfrom ftrl_cli.cli import main\n"
-            f"try: main(['train', {A9A!r}, '-m', {str(tmp_path / 'm')!r}, '-q'])\n"
-            "except SystemExit as e: assert e.code == 0, e\n"
-            "assert 'fsspec' not in sys.modules, 'fsspec imported'")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
-
-
 @pytest.mark.parametrize("args", [
     ["train", A9A, "-m", "s3://bucket/model"],
     ["train", A9A, "-m", "file:///tmp/ftrl-url-model"],

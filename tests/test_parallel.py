@@ -298,14 +298,6 @@ def test_cli_threads_records_k(tmp_path):
     assert r.exit_code == 2 and "no merge rule" in r.output
 
 
-def test_plain_ftrl_never_imports_dask(tmp_path):
-    code = ("import sys; from ftrl_cli.cli import main\n"
-            f"try: main(['train', {A9A!r}, '-m', {str(tmp_path / 'm')!r}, '--threads', '2', '-q'])\n"
-            "except SystemExit as e: assert e.code == 0, e\n"
-            "assert not [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
-
-
 # ---------------------------------------------------------------------------------------
 # Dask distributed (optional extra)
 # ---------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ try:
 except SystemExit as e:
     assert e.code in (0, None), e.code
 print(json.dumps(sorted(m for m in sys.modules if m.startswith(("ftrl_cli", "numba", "pyarrow", "scipy", "yaml",
-      "sklearn", "matplotlib", "dask", "pandas", "numpy.ma", "email")))))
+      "sklearn", "matplotlib", "dask", "distributed", "fsspec", "pandas", "numpy.ma", "email")))))
 """
 
 
@@ -102,7 +102,7 @@ print(json.dumps(out))
 
 NEVER = {"ftrl_cli.kernels.hashing", "ftrl_cli.kernels.merge", "ftrl_cli.parallel", "ftrl_cli.tune",
          "ftrl_cli.plots", "ftrl_cli.sklearn", "pyarrow", "sklearn", "matplotlib", "dask",
-         "scipy", "yaml"}  # (Numba imports these two only to check SciPy's version and read a config file)
+         "distributed", "fsspec", "scipy", "yaml"}  # (Numba imports these two only to check SciPy's version and read a config file)
 
 
 @jit_only
@@ -112,6 +112,14 @@ def test_train_on_libsvm_loads_the_parser_and_the_optimizer_only(tmp_path):
     assert not mods & (NEVER | {"ftrl_cli.kernels.floatfmt"}), mods & NEVER
     # cached kernels load without Numba's whole target (its typing and lowering code)
     assert "numba.np.arraymath" not in mods and "numba.np.linalg" not in mods
+
+
+def test_threads_load_neither_dask_nor_fsspec(tmp_path):
+    """The optional extras are for --cluster and URLs only: `--threads 2` on a local file
+    imports neither."""
+    mods = loaded_by("train", TRAIN, "-m", tmp_path / "m", "-q", "--force", "--threads", "2")
+    assert "ftrl_cli.parallel" in mods
+    assert not {m.split(".")[0] for m in mods} & {"dask", "distributed", "fsspec"}, mods
 
 
 @jit_only
