@@ -30,6 +30,17 @@ from . import sets
 from .config import Config
 
 MAX_ALIASES = 1 << 20
+
+
+def _member(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    """bool per value: whether it is in sorted_values (a sorted array), by binary search
+    (fastest when values are sorted too)."""
+    if not len(sorted_values):
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return sorted_values[at] == values
+
+
 MIN_SLOTS = 64
 
 
@@ -270,29 +281,39 @@ class Model:
             self._scratch = None
 
     def _record_aliases(self, ids: np.ndarray) -> None:
-        """Remember which ids share the slots that hashed ids land in (naming, collisions)."""
+        """Remember which ids share the slots that hashed ids land in (naming, collisions).
+        The table stays sorted by (slot, id): new pairs are sorted, found by binary search
+        and merged into it (kernels.merge_pairs), so a batch costs one pass over the table,
+        not a sort of all of it."""
         cap = self.cap
+        alias = self.alias
+        known_slots = alias[:, 0]  # (sorted: the rows are)
         big = ids >= cap
-        pairs = []
+        hashed = np.empty((0, 2), np.int64)  # (slot, id) of the batch's hashed ids
+        targets = np.empty(0, np.int64)  # slots they land in, sorted
+        own = np.empty(0, np.int64)  # ids < cap in such a slot: (id, id) pairs
         if big.any():
             hid = sets.unique(ids[big])
             hslot = np.empty_like(hid)
             K.slots_of(hid, cap, hslot)
-            known = np.isin(hslot, self.alias[:, 0])
+            order = np.argsort(hslot, kind="stable")  # (hid is sorted: ids stay in order)
+            targets = hslot[order]
+            hashed = np.stack([targets, hid[order]], 1)
+            known = _member(targets, known_slots)
             # a slot touched before but not yet aliased was touched by its own id
-            touched = np.any(self.st[hslot] != self._fresh(1, self.st.dtype)[0], axis=1)
-            own = hslot[touched & ~known]
-            pairs += [np.stack([hslot, hid], 1), np.stack([own, own], 1)]
-        if len(self.alias) or pairs:
-            targets = np.concatenate([self.alias[:, 0]] + [p[:, 0] for p in pairs])
+            touched = np.any(self.st[targets] != self._fresh(1, self.st.dtype)[0], axis=1)
+            own = targets[touched & ~known]
+        if len(alias) or len(hashed):
             small = sets.unique(ids[~big])
-            own = small[np.isin(small, targets)]
-            pairs.append(np.stack([own, own], 1))
-        if pairs:
-            merged = sets.unique_rows(np.concatenate([self.alias] + pairs))
-            if len(merged) > MAX_ALIASES:
-                merged, self.alias_overflow = merged[:MAX_ALIASES], True
-            self.alias = merged
+            own = sets.union(own, small[_member(small, known_slots) | _member(small, targets)])
+        if len(hashed) or len(own):
+            new = np.empty((len(hashed) + len(own), 2), np.int64)
+            n, _ = K.merge_pairs(hashed, np.stack([own, own], 1), new, len(new))
+            out = np.empty((min(len(alias) + n, MAX_ALIASES), 2), np.int64)
+            k, left_out = K.merge_pairs(alias, new[:n], out, MAX_ALIASES)
+            self.alias = out[:k]
+            if left_out:
+                self.alias_overflow = True
 
     def prepare(self, ids: np.ndarray, max_id: int) -> None:
         """Validate and make room for a batch's ids before a kernel sees them."""

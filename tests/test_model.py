@@ -150,3 +150,68 @@ def test_colliding_ids_of_a_row_are_one_coordinate_with_summed_values():
     np.testing.assert_allclose(m.margins(indptr, ids, vals)[:5],
                                [sum(m.weights()[s] * v for s, v in x.items()) + m.bias_weight()
                                 for x in by_slot[:5]], rtol=1e-12)
+
+
+def _aliases_by_the_rule(batches, cap, limit, touched_before):
+    """The alias table as documented, plainly: after each batch, the sorted distinct
+    (slot, id) pairs of every hashed id (id >= cap) seen, plus (s, s) for an id s < cap
+    seen in a slot that a hashed id lands in (or that had been touched before the first
+    hashed id came to it), cut to the first `limit` pairs."""
+    table, overflow = [], False
+    slot_of = {}
+    for ids in batches:
+        ids = [int(i) for i in ids]
+        for i in ids:
+            if i >= cap:
+                s = np.empty(1, np.int64)
+                K.slots_of(np.array([i], np.int64), cap, s)
+                slot_of[i] = int(s[0])
+        known = {s for s, _ in table}
+        pairs = {(slot_of[i], i) for i in ids if i >= cap}
+        hashed_slots = {s for s, _ in pairs}
+        pairs |= {(s, s) for s in hashed_slots if s in touched_before and s not in known}
+        pairs |= {(i, i) for i in ids if i < cap and (i in known or i in hashed_slots)}
+        merged = sorted(set(table) | pairs)
+        if len(merged) > limit:
+            merged, overflow = merged[:limit], True
+        table = merged
+        touched_before |= set(ids) - {i for i in ids if i >= cap} | hashed_slots
+    return table, overflow
+
+
+@pytest.mark.parametrize("limit", [1 << 20, 40])
+def test_alias_table_follows_its_rule_batch_after_batch(monkeypatch, limit):
+    import ftrl_cli.model as model_module
+
+    monkeypatch.setattr(model_module, "MAX_ALIASES", limit)
+    rng = np.random.default_rng(7)
+    cap = 1 << 6
+    batches = [np.concatenate([rng.integers(0, cap, 5), rng.integers(cap, 1 << 40, 9), rng.integers(0, 3 * cap, 7)])
+               for _ in range(12)]
+    m = Model(Config(bits=6, l1=0, l2=0))
+    m.prepare(np.array([3, 17], np.int64), 17)  # two small ids touched before any hashed id
+    m.st[[3, 17], 1] += 1
+    for ids in batches:
+        ids = np.asarray(ids, np.int64)
+        m.prepare(ids, int(ids.max()))
+        slots = np.empty(len(ids), np.int64)
+        K.slots_of(ids, cap, slots)
+        m.st[np.unique(slots), 1] += 1  # as learning would: every slot of the batch touched
+    want, overflow = _aliases_by_the_rule(batches, cap, limit, {3, 17})
+    assert [tuple(r) for r in m.alias.tolist()] == want
+    assert m.alias_overflow == overflow
+    assert overflow == (limit == 40)
+
+
+def test_merge_pairs_is_a_sorted_distinct_union_cut_at_the_limit():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        a = sorted({(int(s), int(i)) for s, i in rng.integers(0, 6, (rng.integers(0, 12), 2))})
+        b = sorted((int(s), int(i)) for s, i in rng.integers(0, 6, (rng.integers(0, 12), 2)))
+        limit = int(rng.integers(0, 20))
+        out = np.empty((len(a) + len(b), 2), np.int64)
+        k, left_out = K.merge_pairs(np.array(a, np.int64).reshape(-1, 2), np.array(b, np.int64).reshape(-1, 2),
+                                    out, limit)
+        union = sorted(set(a) | set(b))
+        assert [tuple(r) for r in out[:k].tolist()] == union[:limit]
+        assert left_out == (len(union) > limit)

@@ -16,7 +16,7 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 __all__ = [  # the names ftrl_cli.kernels re-exports
-    "slots_of", "sum_by_slot", "prefetch_row", "ftrl_online", "weights_from_state", "margins_state", "sigmoid_array",
+    "slots_of", "merge_pairs", "sum_by_slot", "prefetch_row", "ftrl_online", "weights_from_state", "margins_state", "sigmoid_array",
     "running_logloss", "logloss_sum", "HP_BETA", "HP_L1", "HP_L2", "HP_SHRINK", "HP_P", "HP_BIAS_L1",
     "HP_BIAS_L2", "HP_WD", "HP_CLIPNORM", "HP_GCLIPNORM", "HP_CLIPVALUE", "HP_EMA_MOM", "HP_LOSS_SCALE",
     "HP_GSCALE", "HP_BIAS_LR", "HP_BETA1", "HP_BETA2", "HP_EPS", "HP_ALPHA", "N_HP", "FL_DENSE", "FL_BIAS",
@@ -54,6 +54,34 @@ def slots_of(ids, cap, out):
     """out[k] = slot of ids[k] for a table of capacity cap (a power of two)."""
     for k in range(len(ids)):
         out[k] = _slot(ids[k], cap)
+
+
+@njit(cache=True, nogil=True)
+def merge_pairs(a, b, out, limit):
+    """The distinct rows of a and b in (slot, id) order, at most `limit` of them, into out.
+    Returns (rows written, whether a distinct row was left out). A model's alias table is
+    kept this way: one pass over it per batch with new pairs, not a sort of all of it.
+
+    # Assumes: a and b are (n, 2) int64 arrays sorted by (slot, id), a's rows distinct (b's
+    #          may repeat); out has at least min(len(a) + len(b), limit) rows; limit >= 0.
+    """
+    na, nb = a.shape[0], b.shape[0]
+    i = j = k = 0
+    while i < na or j < nb:
+        if j >= nb or (i < na and (a[i, 0] < b[j, 0] or (a[i, 0] == b[j, 0] and a[i, 1] <= b[j, 1]))):
+            s, f = a[i, 0], a[i, 1]
+            i += 1
+        else:
+            s, f = b[j, 0], b[j, 1]
+            j += 1
+        if k > 0 and out[k - 1, 0] == s and out[k - 1, 1] == f:
+            continue  # (a row of b already taken)
+        if k == limit:
+            return k, True
+        out[k, 0] = s
+        out[k, 1] = f
+        k += 1
+    return k, False
 
 
 @njit(cache=True, nogil=True)
