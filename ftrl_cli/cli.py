@@ -187,7 +187,32 @@ quiet_option = click.option("-q", "--quiet", is_flag=True,
 inputs_argument = click.argument("inputs", nargs=-1, required=True, metavar="DATA...")
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+class _OneLineUsageErrors(click.Group):
+    """Click's usage errors (an unknown option, a missing value) in ftrl's one-line form,
+    `ftrl: error: ... (see 'ftrl train --help')`, exit 2, instead of three lines."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # (`ftrl` alone: the help, as Click shows it)
+                e.show()
+                sys.exit(e.exit_code)
+            where = e.ctx.command_path if e.ctx is not None else (prog_name or "ftrl")
+            argv = sys.argv[1:] if args is None else list(args)
+            if (e.ctx is None or e.ctx.command is self) and argv and argv[0] in self.commands:
+                where = f"{where} {argv[0]}"  # (an option's missing value: Click names the group)
+            _fail(f"{e.format_message()} (see '{where} --help')", e.exit_code)
+        except click.ClickException as e:
+            _fail(e.format_message(), e.exit_code)
+        except click.Abort:
+            _fail("aborted", 1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=_OneLineUsageErrors, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="ftrl")
 def main():
     """Sparse logistic regression with FTRL-Proximal, from the shell.

@@ -314,3 +314,25 @@ def test_every_command_has_help_with_an_example_and_a_readme_section():
         example = r.output.split("Example:", 1)
         assert len(example) == 2 and f"ftrl {name}" in example[1], f"`ftrl {name} --help` shows no example"
         assert f"### `ftrl {name}`" in readme, f"README has no section for ftrl {name}"
+
+
+@pytest.mark.parametrize("args, where", [
+    (["train", "{f}", "-m", "{m}", "--bogus"], "ftrl train"),
+    (["train", "{f}", "-m", "{m}", "--alpha"], "ftrl train"),
+    (["train"], "ftrl train"),
+    (["predict", "-m", "{m}", "{f}", "--kind", "x"], "ftrl predict"),
+    (["frob"], "ftrl"),
+])
+def test_usage_errors_are_one_line_naming_the_help(tmp_path, sample_train, args, where):
+    args = [a.format(f=sample_train, m=tmp_path / "m") for a in args]
+    r = CliRunner().invoke(main, args, prog_name="ftrl")
+    assert r.exit_code == 2
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ftrl: error: "), r.stderr
+    assert lines[0].endswith(f"(see '{where} --help')")
+
+
+def test_ftrl_alone_shows_the_help_and_exits_2():
+    r = CliRunner().invoke(main, [], prog_name="ftrl")
+    assert r.exit_code == 2 and "Usage: ftrl" in r.stderr and "Commands:" in r.stderr
