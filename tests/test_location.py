@@ -184,3 +184,17 @@ def test_a_url_as_an_output_is_refused_and_nothing_is_written(tmp_path, monkeypa
     assert "is a local path, not a URL" in r.output or "is written to a local path, not a URL" in r.output
     assert len(r.output.strip().splitlines()) == 1
     assert sorted(os.listdir(tmp_path)) == ["m"]  # (no s3:/, file:/ or gs:/ directory)
+
+
+def test_a_file_url_is_the_local_path_it_names(tmp_path):
+    spaced = tmp_path / "a 9%a.svm"
+    spaced.write_bytes(open(A9A, "rb").read())
+    url = "file://" + str(spaced).replace("%", "%25").replace(" ", "%20")
+    assert location.local_path(url) == str(spaced)
+    assert location.local_path("file://localhost" + str(spaced)) == str(spaced)
+    assert location.local_path("s3://b/k%20") == "s3://b/k%20" and location.local_path("/tmp/x%20") == "/tmp/x%20"
+    api.train([str(spaced)], tmp_path / "local")
+    api.train([url], tmp_path / "url")
+    assert _state(tmp_path / "local") == _state(tmp_path / "url")
+    r = CliRunner().invoke(main, ["eval", "-m", str(tmp_path / "local"), "--per-file", str(spaced), url])
+    assert r.exit_code == 2 and "give each file once" in r.stderr, r.stderr

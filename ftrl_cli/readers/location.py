@@ -19,6 +19,20 @@ def is_url(path) -> bool:
     return isinstance(path, str) and _URL.match(path) is not None
 
 
+def local_path(path):
+    """A file:// URL as the local path it names, percent-escapes decoded (file:///tmp/a%20b.svm
+    is '/tmp/a b.svm'), so that it is read, compared and fingerprinted as that path (and a
+    FIFO stays a FIFO); anything else as given."""
+    if isinstance(path, str) and path[:7].lower() == "file://":
+        from urllib.parse import unquote
+
+        rest = path[7:]
+        if rest[:10].lower() == "localhost/":
+            rest = rest[9:]
+        return unquote(rest) or path
+    return path
+
+
 def _filesystem(url: str):
     """(fsspec filesystem, path inside it) for a URL; a one-line error when fsspec or the
     filesystem's package is missing, or the protocol is unknown."""

@@ -57,7 +57,8 @@ def _check_path(path):
 
 
 def expand_inputs(inputs) -> list:
-    """Paths as given; a pattern with * ? [ that is not itself a file expands (sorted)."""
+    """Paths as given (a file:// URL as its local path); a pattern with * ? [ that is not
+    itself a file expands (sorted)."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     out = []
@@ -65,7 +66,7 @@ def expand_inputs(inputs) -> list:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"inputs are file paths (or '-'), not {type(path).__name__}; for a matrix "
                             "in memory use ftrl_cli.sklearn.FTRLClassifier")
-        path = os.fspath(path)
+        path = location.local_path(os.fspath(path))
         if path != "-" and any(ch in path for ch in "*?[") and not location.exists(path):
             matches = location.expand(path)
             if not matches:
