@@ -452,7 +452,7 @@ def train(inputs, model_dir, config_file, keras_optimizer, mxnet_optimizer, novo
                      handle_signals=True, threads=threads, cluster=cluster)
     if as_json:
         _print_json(s)
-    elif not quiet and not json_progress:
+    elif not quiet and not json_progress and not s.get("up_to_date"):  # (the run's log said so)
         click.echo(_summary_text(s), err=True)
 
 
@@ -500,8 +500,6 @@ def sparkline(values) -> str:
 
 
 def _summary_text(s) -> str:
-    if s.get("up_to_date"):
-        return f"{s['model_dir']} is already trained on these inputs: nothing to do"
     curve = sparkline([p["train_logloss"] for p in s["curve"]])
     lines = [f"trained on {s['examples']:,} examples in {s['passes']} pass(es), {s['seconds']:.2f}s "
              f"({(s['rows_per_second'] or 0):,.0f} rows/s)",

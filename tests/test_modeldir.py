@@ -252,6 +252,9 @@ def test_resume_of_a_finished_run_on_its_inputs_changes_nothing(tmp_path):
     s = api.train([A9A], d, resume=True)
     assert s["up_to_date"] and s["examples"] == 0
     assert snapshot(d) == before
+    r = ftrl("train", A9A, "-m", d, "--resume")
+    assert r.returncode == 0 and r.stdout == "" and r.stderr.count("nothing to do") == 1, r.stderr
+    assert snapshot(d) == before
     s = api.train([TRAIN], d, resume=True)  # new data: training goes on
     assert s["examples"] == 2 * 6513 and not s["up_to_date"]
 
