@@ -535,6 +535,12 @@ def run_parallel(trainer: Trainer, sources: list, *, threads=None, cluster=None)
             if empty and p == run.pass_:
                 rep.warn(f"{empty} of {k} partitions are empty (too few or unsplittable inputs for "
                          f"--partitions {k}); they train nothing")
+            in_order = sorted({pc.path for part in parts for pc in part
+                               if pc.fmt == "libsvm" or pc.start or pc.stop is not None})
+            if c.shuffle and in_order and p == run.pass_:
+                rep.warn(f"--shuffle in parallel training shuffles the order of the files and the row groups of "
+                         f"a Parquet file read whole; the rows of {_few(in_order)} keep their order (train in one "
+                         "process to shuffle them)")
             positions = [Position.start(pc, skip=run.offset) for pc in parts]
             changed = None  # (slots merged since the executor last saw the state; None: not known)
             rep.start(f"pass {p + 1}/{c.passes}: {k} partitions on {executor.describe}", None)
@@ -597,6 +603,10 @@ def run_parallel(trainer: Trainer, sources: list, *, threads=None, cluster=None)
 def _name(pieces, j, k) -> str:
     first = pieces[0].path if pieces else "(empty)"
     return f"{first} [partition {j + 1} of {k}]"
+
+
+def _few(paths) -> str:
+    return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
 def _account(trainer, results, k) -> int:

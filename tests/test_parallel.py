@@ -157,6 +157,28 @@ def test_an_unsplittable_input_leaves_a_partition_empty_and_says_so(tmp_path):
     assert m.state == e.state and any("1 of 2 partitions are empty" in w for w in warnings)
 
 
+def test_shuffle_says_which_files_keep_their_row_order_in_parallel(tmp_path):
+    pq = str(tmp_path / "a9a.parquet")
+    convert_to_parquet(open_batches(A9A, Config()), pq, row_group_rows=300)
+
+    class R(api.Reporter):
+        said = []
+
+        def warn(self, message):
+            self.said.append(message)
+
+    for i, (inputs, kept) in enumerate((([A9A, pq], [A9A]), ([pq, A9A_T], [A9A_T]), ([pq], [pq]))):
+        r = R()
+        r.said = []
+        train(tmp_path, f"s{i}", inputs, overrides={"partitions": 2, "shuffle": True}, reporter=r)
+        said = [w for w in r.said if "--shuffle" in w]
+        assert len(said) == 1 and all(p in said[0] for p in kept), (inputs, r.said)
+    r = R()
+    r.said = []
+    train(tmp_path, "no-shuffle", [A9A], overrides={"partitions": 2}, reporter=r)
+    assert not [w for w in r.said if "--shuffle" in w]
+
+
 def test_a_bad_line_is_named_as_the_embedded_run_names_it(tmp_path):
     lines = open(A9A).read().splitlines()
     lines[1500] = "1 3:x"
