@@ -224,6 +224,7 @@ class Trainer:
                     self.stopped_early = True
                     break
                 run.pass_, run.file, run.offset, run.line, run.block_row = p + 1, 0, 0, 0, 0
+                run.stream_row = 0  # (--holdout-every counts each pass's rows: the same rows every pass)
             self.finish()
         finally:
             rep.close()
@@ -473,7 +474,8 @@ def running_sum(total: float, x: np.ndarray) -> float:
 
 
 class Holdout:
-    """holdout_every N: every Nth example of the stream is scored, never trained on.
+    """holdout_every N: every Nth example of each pass is scored, never trained on (the
+    same rows in every pass: rows are counted from the pass's start).
 
     A held-out row is scored with the model as it stands at its position in the stream
     (Trainer._learn_around); its margin and label are kept until the next evaluation.
@@ -510,8 +512,7 @@ class PassHoldout(Holdout):
     0-based row `tail_from` of the pass on (the tail of a time-ordered stream). Scored like
     Holdout's rows; take() at the end of each pass also starts the count of the next.
 
-    (Holdout counts rows over the whole run, so with several passes and a row count that
-    is not a multiple of N it holds other rows out in each pass.)
+    (Holdout holds out the same rows, counted in the run's record so that resume is exact.)
     """
 
     def __init__(self, log: TrainingLog, every: int = 0, tail_from: int | None = None):

@@ -185,7 +185,7 @@ class RunProgress(Record):
     loss_sum: float = 0.0  # running sums of the pass, added row by row
     weight_sum: float = 0.0
     pos_sum: float = 0.0
-    stream_row: int = 0  # rows seen in this run (hold-out counting)
+    stream_row: int = 0  # rows seen in this pass (hold-out counting)
     first_pass: int = 0  # passes_done when the run began
 
     @classmethod

@@ -157,6 +157,26 @@ def test_curve_goes_on_after_a_point_skipped_for_zero_weight(tmp_path):
     assert xs and xs == sorted(set(xs)) and xs[0] >= 512 and s["examples"] == 2000
 
 
+@pytest.mark.parametrize("every", [3, 7])
+def test_holdout_every_holds_out_the_same_rows_in_every_pass(every, tmp_path):
+    """2,000 rows are not a multiple of 3 or 7: counting rows over the run would hold other
+    rows out in the second pass (and train on the first pass's hold-out). Counted per pass,
+    three passes learn exactly what three passes over the kept rows alone learn, and the
+    hold-out scores of each pass are those of the same rows."""
+    ip, ids, vals, y = a9a_arrays()
+    assert len(y) % every
+    model, log, _ = train_arrays(Config(holdout_every=every, passes=3), (ip, ids, vals, y))
+    keep = (np.arange(1, len(y) + 1) % every) != 0
+    rows = np.flatnonzero(keep)
+    kp = np.concatenate([[0], np.cumsum(np.diff(ip)[rows])]).astype(np.int64)
+    k_ids = np.concatenate([ids[ip[i]:ip[i + 1]] for i in rows])
+    k_vals = np.concatenate([vals[ip[i]:ip[i + 1]] for i in rows])
+    alone, _, _ = train_arrays(Config(passes=3), (kp, k_ids, k_vals, y[rows]))
+    assert model.state == alone.state
+    assert [e.rows for e in log.evals] == [int(len(y) - keep.sum())] * 3
+    assert [e.examples for e in log.evals] == [int(keep.sum()) * p for p in (1, 2, 3)]
+
+
 @pytest.mark.parametrize("batch_size,every", [(1, 10), (1, 3), (4, 7)])
 def test_held_out_rows_are_scored_where_they_stand_in_the_stream(batch_size, every):
     """A plain loop as the reference: each held-out row is scored by the model after every
