@@ -1,7 +1,8 @@
-"""The sparse Parquet reader's zero-copy path (list columns read straight from their Arrow
-buffers) gives the batches of the general path (pyarrow.compute flatten + cast) and of a
-plain-Python reading of the file, on the layouts `convert` writes today (required lists),
-wrote before (nullable lists), and others users write; `convert`'s schema; _valid."""
+"""The sparse Parquet reader's three paths give the same batches: parquet_own's decoder (the
+files `convert` writes), pyarrow's zero-copy path (list columns read straight from their
+Arrow buffers) and its general path (pyarrow.compute flatten + cast), and a plain-Python
+reading of the file, on the layouts `convert` writes today (required lists), wrote before
+(nullable lists, dictionary pages), and others users write; `convert`'s schema; _valid."""
 
 import pathlib
 
@@ -14,6 +15,7 @@ from ftrl_cli.errors import DataError
 from ftrl_cli.readers import arrow as A
 from ftrl_cli.readers import iter_libsvm
 from ftrl_cli.readers import parquet_sparse as P
+from ftrl_cli.readers.parquet_own import WRITER_OPTIONS
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 A9A = ROOT / "tests" / "data" / "a9a_head2000.svm"
@@ -29,9 +31,17 @@ def batches(path, **kw):
 
 
 def general_batches(monkeypatch, path, **kw):
-    """The batches of the general path: the buffer path switched off."""
+    """The batches of pyarrow's general path: parquet_own and the buffer path switched off."""
     with monkeypatch.context() as m:
+        m.setattr(P, "own_file", lambda p: None)
         m.setattr(P, "_list_buffers", lambda *a: None)
+        return batches(path, **kw)
+
+
+def arrow_batches(monkeypatch, path, **kw):
+    """The batches of pyarrow's buffer path: parquet_own switched off."""
+    with monkeypatch.context() as m:
+        m.setattr(P, "own_file", lambda p: None)
         return batches(path, **kw)
 
 
@@ -71,9 +81,9 @@ def rows_of(bs):
     return out
 
 
-def write(tmp_path, name, columns, row_group_size):
+def write(tmp_path, name, columns, row_group_size, **options):
     p = tmp_path / name
-    pq.write_table(pa.table(columns), p, row_group_size=row_group_size)
+    pq.write_table(pa.table(columns), p, row_group_size=row_group_size, **options)
     return p
 
 
@@ -168,13 +178,44 @@ def test_errors_are_the_same_on_both_paths(tmp_path, monkeypatch, case, words):
     vals = [[float("inf") if case == "nonfinite" else 1.5, 2.0], [1.0] if case == "count" else None]
     p = write(tmp_path, "e.parquet", {"label": pa.array([1.0, 0.0]), "indices": pa.array(ids, pa.list_(pa.int64())),
                                       "values": pa.array(vals, pa.list_(pa.float64()))}, 10)
+    own = write(tmp_path, "own.parquet", pq.read_table(p).cast(P.sparse_schema()), 10, **WRITER_OPTIONS)
+    assert P.own_file(str(own)) is not None and P.own_file(str(p)) is None
     msgs = []
-    for run in (lambda: batches(p), lambda: general_batches(monkeypatch, p)):
+    for run in (lambda: batches(p), lambda: general_batches(monkeypatch, p), lambda: batches(own)):
         with pytest.raises(DataError) as e:
             run()
-        msgs.append(str(e.value))
-    assert msgs[0] == msgs[1]
+        msgs.append(str(e.value).replace("own.parquet", "e.parquet"))
+    assert msgs[0] == msgs[1] == msgs[2]
     assert all(w in msgs[0] for w in words), msgs[0]
+
+
+@pytest.mark.parametrize("kw", [{"batch_rows": 256}, {"batch_rows": 300}, {"batch_rows": 1000, "start_row": 777},
+                                {"batch_rows": 100, "start_row": 1234, "shuffle_seed": (5, 1, 0)},
+                                {"batch_rows": 5000}])
+def test_convert_files_decode_without_pyarrow_as_pyarrow_decodes_them(tmp_path, monkeypatch, kw):
+    """parquet_own's batches (row groups cut and joined to exact batches) are pyarrow's,
+    for one-hot and real-valued rows with cost weights."""
+    src = tmp_path / "s.svm"
+    src.write_text(A9A.read_text() + "1 cost:2 4:1e-3 8:-1\n0\n1 cost:0.5 5:1 6:1 7:1\n" * 30)
+    out = tmp_path / "s.parquet"
+    P.convert_to_parquet(iter_libsvm(str(src), batch_rows=333), str(out), weights="optional", row_group_rows=300)
+    assert P.own_file(str(out)) is not None
+    own = batches(out, **kw)
+    assert own and (any(b["weights"] is not None for b in own) or "shuffle_seed" in kw)
+    assert_same(own, arrow_batches(monkeypatch, out, **kw))
+    rows = [b["labels"].size for b in own]
+    assert all(r == kw["batch_rows"] for r in rows[:-1]) and 0 < rows[-1] <= kw["batch_rows"]
+
+
+def test_a_damaged_convert_file_is_one_line_naming_it(tmp_path):
+    out = tmp_path / "a.parquet"
+    P.convert_to_parquet(iter_libsvm(str(A9A), batch_rows=1000), str(out), row_group_rows=300)
+    data = bytearray(out.read_bytes())
+    data[len(data) // 3:len(data) // 3 + 64] = b"\xff" * 64  # (inside a page)
+    out.write_bytes(bytes(data))
+    with pytest.raises(DataError) as e:
+        batches(out, batch_rows=256)
+    assert str(out) in str(e.value) and "\n" not in str(e.value)
 
 
 def test_null_indices_rows_take_the_general_path(tmp_path):

@@ -114,6 +114,19 @@ def test_train_on_libsvm_loads_the_parser_and_the_optimizer_only(tmp_path):
     assert "numba.np.arraymath" not in mods and "numba.np.linalg" not in mods
 
 
+@jit_only
+def test_train_and_predict_on_a_convert_file_never_import_pyarrow(tmp_path):
+    """The files `ftrl convert` writes are decoded by readers/parquet_own: no pyarrow
+    import (~0.1 s a process) and none of its allocations."""
+    out = tmp_path / "a.parquet"
+    api.convert([str(TRAIN)], str(out))
+    mods = loaded_by("train", out, "-m", tmp_path / "m", "-q", "--force")
+    assert {"ftrl_cli.kernels.parquet", "ftrl_cli.readers.parquet_own", "ftrl_cli.kernels.ftrl"} <= mods
+    assert not mods & NEVER - {"ftrl_cli.kernels.hashing"}, mods & NEVER
+    mods = loaded_by("predict", "-m", tmp_path / "m", out, "-o", tmp_path / "p.txt", "-q")
+    assert "ftrl_cli.kernels.parquet" in mods and not mods & NEVER - {"ftrl_cli.kernels.hashing"}, mods & NEVER
+
+
 def test_threads_load_neither_dask_nor_fsspec(tmp_path):
     """The optional extras are for --cluster and URLs only: `--threads 2` on a local file
     imports neither."""

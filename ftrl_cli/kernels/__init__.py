@@ -6,6 +6,8 @@
     hashing.py   MurmurHash3 of tabular cells rendered as text; sparse Parquet row checks
     floatfmt.py  %.17g text output (format_g17)
     merge.py     merging the partitions' states of parallel training (merge_rows)
+    crosses.py   crosses of feature ids (--interactions on libsvm and sparse Parquet)
+    parquet.py   the pages of ftrl's own Parquet files: LZ4_RAW, RLE levels, list rows
 
 Kernels take plain arrays and scalars; callers validate; each kernel says what it
 assumes. Each cache=True kernel lives in the same file as every helper it calls, since

@@ -90,6 +90,20 @@ def _rechunk(batches, n: int, skip: int = 0):
         yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
 
 
+def group_order(group_rows, start_row: int, shuffle_seed=None):
+    """(order, first, before): the order row groups are read in (a permutation seeded by
+    shuffle_seed, or the file's), the place in it of the group holding start_row (rows
+    counted in that order), and the rows of the groups before it."""
+    order = list(range(len(group_rows)))
+    if shuffle_seed is not None:
+        order = [int(g) for g in np.random.default_rng(list(shuffle_seed)).permutation(len(group_rows))]
+    first, before = 0, 0
+    while first < len(order) and before + group_rows[order[first]] <= start_row:
+        before += group_rows[order[first]]
+        first += 1
+    return order, first, before
+
+
 def _parquet_batches(pf, columns, batch_rows: int, start_row: int, shuffle_seed=None, use_threads=True):
     """Record batches of the named columns from row start_row on, reading only the row
     groups from the one holding start_row, one row group at a time (pyarrow pre-buffers
@@ -99,13 +113,8 @@ def _parquet_batches(pf, columns, batch_rows: int, start_row: int, shuffle_seed=
     then counted, for start_row, in that order). use_threads: decode a group's columns on
     Arrow's thread pool (False: in this thread, for files whose decode is one column's)."""
     md = pf.metadata
-    order = list(range(md.num_row_groups))
-    if shuffle_seed is not None:
-        order = [int(g) for g in np.random.default_rng(list(shuffle_seed)).permutation(md.num_row_groups)]
-    first, before = 0, 0
-    while first < len(order) and before + md.row_group(order[first]).num_rows <= start_row:
-        before += md.row_group(order[first]).num_rows
-        first += 1
+    order, first, before = group_order([md.row_group(g).num_rows for g in range(md.num_row_groups)],
+                                       start_row, shuffle_seed)
 
     def groups():
         # read_row_group decodes a whole group at once: 4x faster than iter_batches here
@@ -186,10 +195,20 @@ def _numbers(pa, arr, name, col, role, row0, *, nonneg=False, null=None):
     a = _float64(pa, arr, name, col, role)
     if a.null_count and null is not None:
         a = a.fill_null(null)
+    valid = None
     if a.null_count:
-        r = int(np.flatnonzero(~a.is_valid().to_numpy(zero_copy_only=False))[0])
-        raise DataError(f"{name}: row {row0 + r + 1}: column '{col}' ({role}) is null")
-    v = np.array(_fixed_values(a, np.float64))  # a copy we own
+        valid = a.is_valid().to_numpy(zero_copy_only=False)
+    return checked_numbers(np.array(_fixed_values(a, np.float64)), valid, name, col, role, row0, nonneg=nonneg)
+
+
+def checked_numbers(v, valid, name, col, role, row0, *, nonneg=False, null=None):
+    """v (float64, owned), checked: no nulls where valid (bool/uint8, None: none) is 0, or
+    nulls read as `null`; finite; >= 0 when nonneg. The words of every reader's check."""
+    if valid is not None and not np.all(valid):
+        if null is None:
+            r = int(np.flatnonzero(~np.asarray(valid, bool))[0])
+            raise DataError(f"{name}: row {row0 + r + 1}: column '{col}' ({role}) is null")
+        v[~np.asarray(valid, bool)] = null
     bad = ~np.isfinite(v)
     if bad.any():
         r = int(np.flatnonzero(bad)[0])

@@ -156,6 +156,12 @@ def _decompress_head(raw: bytes) -> bytes:
 
 def parquet_layout(path: str, indices: str = "indices") -> str:
     """'sparse' when the Parquet file has a list column named `indices`, else 'wide'."""
+    from .parquet_sparse import own_file
+
+    own = own_file(path)
+    if own is not None:  # (a file convert wrote: no pyarrow needed to tell)
+        with own:
+            return "sparse" if indices in own.columns and own.kind(indices).startswith("list<") else "wide"
     pa = _pa()
     pf = _open_parquet(path)
     try:

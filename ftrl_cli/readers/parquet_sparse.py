@@ -20,6 +20,7 @@ import numpy as np
 from .. import kernels as K
 from ..atomic import atomic_writer, local_output
 from ..errors import ConfigError, DataError
+from . import location
 from .arrow import (
     BATCH_ROWS,
     _id_text,
@@ -33,6 +34,8 @@ from .arrow import (
     _parquet_batches,
     _parquet_progress,
     _valid,
+    checked_numbers,
+    group_order,
 )
 from .batch import Batch
 from .errors import _arrow_errors
@@ -66,16 +69,26 @@ def iter_parquet_sparse(path: str, *, label: str = "label", indices: str = "indi
     `convert` writes). need_label: False reads no label (Batch.labels is NaN), so a file
     without one can be predicted.
     """
-    pa = _pa()
     if batch_rows < 1:
         raise ConfigError(f"batch_rows must be >= 1, got {batch_rows}")
+    row = start_row + start_batch * batch_rows
+    own = own_file(path) if id_column is None else None
+    if own is not None:  # (a file convert wrote: decoded without pyarrow)
+        with own:
+            if weight is None and weight_default in own.columns:
+                weight = weight_default
+            cols = _own_columns(own, label if need_label else None, indices, values, weight)
+            if cols is not None:
+                yield from _read_own(own, path, *cols, batch_rows, row, shuffle_seed)
+                return
+    pa = _pa()
     pf = _open_parquet(path)
     try:
         with _arrow_errors(path):  # (also escapes what the messages quote: column names)
             if weight is None and weight_default in pf.schema_arrow.names:
                 weight = weight_default
             yield from _read_sparse(pa, pf, path, label if need_label else None, indices, values, weight,
-                                    id_column, batch_rows, start_row + start_batch * batch_rows, shuffle_seed)
+                                    id_column, batch_rows, row, shuffle_seed)
     finally:
         pf.close()
 
@@ -137,9 +150,8 @@ def _read_sparse(pa, pf, path, label, indices, values, weight, id_column, batch_
                 big = np.flatnonzero(flat.to_numpy(zero_copy_only=False) >= np.uint64(K.MAX_INDEX))
                 _too_large(path, row, indptr, int(big[0]), flat[int(big[0])].as_py(), indices)
         varr = rb.column(values) if values is not None else None
-        if varr is None or varr.null_count == n:
-            vals = np.ones(len(ids), np.float64)
-        else:
+        vptr = vflat = vvalid = None
+        if varr is not None and varr.null_count < n:
             fast = _list_buffers(pa, varr, _VALUE_ELEMENTS)
             if fast is not None:  # (offsets as Arrow has them: expand_values skips null rows')
                 voff, vflat = fast
@@ -148,42 +160,174 @@ def _read_sparse(pa, pf, path, label, indices, values, weight, id_column, batch_
             else:
                 vptr, vflat = _list_column(pa, varr, path, values, "values", row)
                 vflat = vflat.cast(pa.float64()).to_numpy(zero_copy_only=False)
-            if varr.null_count:  # null rows are all ones
-                vals = np.empty(len(ids), np.float64)
-                bad = K.expand_values(indptr, vptr, _valid(varr), vflat, vals)
-            else:
-                vals = vflat
-                bad = -1 if np.array_equal(vptr, indptr) else int(
-                    np.flatnonzero(np.diff(vptr) != np.diff(indptr))[0])
-            if bad >= 0:
-                raise DataError(f"{path}: row {row + bad + 1}: column '{values}' has "
-                                f"{vptr[bad + 1] - vptr[bad]} values for "
-                                f"{indptr[bad + 1] - indptr[bad]} indices in '{indices}'")
-        err, pos, max_id, canon = K.check_sparse(indptr, ids, vals)
-        if not err and max_id >= K.MAX_INDEX:  # (as libsvm text: ids must be < 2**62)
-            k = int(np.flatnonzero(ids >= K.MAX_INDEX)[0])
-            _too_large(path, row, indptr, k, int(ids[k]), indices)
-        if err:
-            r = int(np.searchsorted(indptr, pos, side="right")) - 1
-            if err == K.ERR_NEGATIVE:
-                raise DataError(f"{path}: row {row + r + 1}: column '{indices}' holds the negative "
-                                f"feature id {ids[pos]}")
-            raise DataError(f"{path}: row {row + r + 1}: column '{values}' holds {vals[pos]}, "
-                            "not a finite number")
-        if canon:
-            ids = np.array(ids)
-            vals = np.array(vals)
-            nnz = K.canonicalize(indptr, ids, vals, n)
-            ids, vals = ids[:nnz], vals[:nnz]
-            max_id = int(ids.max()) if nnz else -1
+            vvalid = _valid(varr) if varr.null_count else None
         w = None
         if weight is not None and rb.column(weight).null_count < n:  # (all null: every weight is 1)
             w = _numbers(pa, rb.column(weight), path, weight, "weight", row, nonneg=True, null=1.0)
+        b = _batch(path, row, labels, indptr, ids, vptr, vflat, vvalid, w, indices, values, progress)
+        if id_column is not None:
+            b.ids_text = _id_text(pa, rb.column(id_column))
         row += n
-        yield Batch(labels, indptr, np.ascontiguousarray(ids, np.int64),
-                    np.ascontiguousarray(vals, np.float64), int(max_id), row, row, progress(row),
-                    weights=w,
-                    ids_text=_id_text(pa, rb.column(id_column)) if id_column is not None else None)
+        yield b
+
+
+def own_file(path):
+    """parquet_own's reader of this local file (one `ftrl convert` wrote), or None: pyarrow
+    reads it."""
+    if path == "-" or location.is_url(path):
+        return None
+    from .parquet_own import open_own
+
+    try:
+        return open_own(path)
+    except OSError:
+        return None
+
+
+def _own_columns(f, label, indices, values, weight):
+    """(label, indices, values, weight) as parquet_own reads them, values None when the
+    default column is absent; None when a column is missing, repeated or of a type only
+    pyarrow reads (its path then says what is wrong, or reads it)."""
+    names = f.columns
+    if values is not None and values not in names and values == "values":
+        values = None
+    cols = [c for c in (label, indices, values, weight) if c is not None]
+    if any(names.count(c) != 1 for c in cols):
+        return None
+    flat = ("double", "double?")
+    if (label is not None and f.kind(label) not in flat) or (weight is not None and f.kind(weight) not in flat):
+        return None
+    if f.kind(indices) != "list<int64>":
+        return None
+    if values is not None and f.kind(values) not in ("list<double>", "list<double>?"):
+        return None
+    return label, indices, values, weight
+
+
+def _read_own(f, path, label, indices, values, weight, batch_rows, row, shuffle_seed):
+    """Batches of exactly batch_rows rows (the last fewer) from row `row` on, as _read_sparse
+    yields them, decoded by parquet_own one row group at a time."""
+    group_rows = f.row_group_rows
+    order, first, before = group_order(group_rows, row, shuffle_seed)
+    size = location.size(path) or 0
+    total = max(sum(group_rows), 1)
+
+    def progress(rows):
+        return int(size * min(rows, total) / total)
+
+    names = list(dict.fromkeys(c for c in (label, indices, values, weight) if c is not None))
+
+    def groups():
+        at = before
+        for g in order[first:]:
+            d = f.read_row_group(g, names)
+            n = group_rows[g]
+            labels = np.full(n, np.nan) if label is None else checked_numbers(*d[label], path, label, "label", at)
+            off, ids, _ = d[indices]  # (a required list: no null rows)
+            vptr = vflat = vvalid = None
+            if values is not None:
+                vptr, vflat, vvalid = d[values]
+                if vvalid is not None and not vvalid.any():  # (every row null: all ones)
+                    vptr = vflat = vvalid = None
+            w = None
+            if weight is not None:
+                wv, wvalid = d[weight]
+                if wvalid is None or wvalid.any():  # (all null: every weight is 1)
+                    w = checked_numbers(wv, wvalid, path, weight, "weight", at, nonneg=True, null=1.0)
+            yield _batch(path, at, labels, off, ids, vptr, vflat, vvalid, w, indices, values, progress)
+            at += n
+
+    return _exact_rows(groups(), batch_rows, row - before, progress)
+
+
+def _exact_rows(batches, n, skip, progress):
+    """Batches of exactly n rows (the last one fewer) after dropping `skip` rows: a row
+    group of n rows passes as it is; others are cut (views) and joined."""
+    pending, have = [], 0
+    for b in batches:
+        if skip:
+            if b.rows <= skip:
+                skip -= b.rows
+                continue
+            b = _rows_of(b, skip, b.rows, progress)
+            skip = 0
+        if not pending and b.rows == n:
+            yield b
+            continue
+        pending.append(b)
+        have += b.rows
+        while have >= n:
+            whole = pending[0] if len(pending) == 1 else _joined(pending, progress)
+            yield _rows_of(whole, 0, n, progress)
+            pending = [_rows_of(whole, n, whole.rows, progress)] if whole.rows > n else []
+            have -= n
+    if have:
+        yield pending[0] if len(pending) == 1 else _joined(pending, progress)
+
+
+def _rows_of(b, lo, hi, progress):
+    """Rows lo..hi-1 of a Batch (arrays are views but indptr's)."""
+    a, c = int(b.indptr[lo]), int(b.indptr[hi])
+    ids = b.ids[a:c]
+    end = b.end_offset - (b.rows - hi)
+    return Batch(b.labels[lo:hi], b.indptr[lo:hi + 1] - a, ids, b.values[a:c], int(ids.max(initial=-1)), end, end,
+                 progress(end), weights=None if b.weights is None else b.weights[lo:hi])
+
+
+def _joined(bs, progress):
+    """One Batch of consecutive Batches' rows."""
+    indptr = np.zeros(sum(b.rows for b in bs) + 1, np.int64)
+    at = 0
+    for b in bs:
+        indptr[at + 1:at + b.rows + 1] = b.indptr[1:] + indptr[at]
+        at += b.rows
+    weights = None
+    if any(b.weights is not None for b in bs):
+        weights = np.concatenate([np.ones(b.rows) if b.weights is None else b.weights for b in bs])
+    end = bs[-1].end_offset
+    return Batch(np.concatenate([b.labels for b in bs]), indptr, np.concatenate([b.ids for b in bs]),
+                 np.concatenate([b.values for b in bs]), max(b.max_id for b in bs), end, end, progress(end),
+                 weights=weights)
+
+
+def _batch(path, row, labels, indptr, ids, vptr, vflat, vvalid, w, indices, values, progress):
+    """The Batch of rows row.. from decoded columns, checked as libsvm text is (ids >= 0 and
+    < 2**62, finite values, rows made canonical). vflat None: every value is 1; vvalid:
+    uint8 per row, 0 where the values list is null (its values are all 1)."""
+    n = len(labels)
+    if vflat is None:
+        vals = np.ones(len(ids), np.float64)
+    else:
+        if vvalid is not None:  # null rows are all ones
+            vals = np.empty(len(ids), np.float64)
+            bad = K.expand_values(indptr, vptr, vvalid, vflat, vals)
+        else:
+            vals = vflat
+            bad = -1 if np.array_equal(vptr, indptr) else int(np.flatnonzero(np.diff(vptr) != np.diff(indptr))[0])
+        if bad >= 0:
+            raise DataError(f"{path}: row {row + bad + 1}: column '{values}' has "
+                            f"{vptr[bad + 1] - vptr[bad]} values for "
+                            f"{indptr[bad + 1] - indptr[bad]} indices in '{indices}'")
+    err, pos, max_id, canon = K.check_sparse(indptr, ids, vals)
+    if not err and max_id >= K.MAX_INDEX:  # (as libsvm text: ids must be < 2**62)
+        k = int(np.flatnonzero(ids >= K.MAX_INDEX)[0])
+        _too_large(path, row, indptr, k, int(ids[k]), indices)
+    if err:
+        r = int(np.searchsorted(indptr, pos, side="right")) - 1
+        if err == K.ERR_NEGATIVE:
+            raise DataError(f"{path}: row {row + r + 1}: column '{indices}' holds the negative "
+                            f"feature id {ids[pos]}")
+        raise DataError(f"{path}: row {row + r + 1}: column '{values}' holds {vals[pos]}, "
+                        "not a finite number")
+    if canon:
+        ids = np.array(ids)
+        vals = np.array(vals)
+        nnz = K.canonicalize(indptr, ids, vals, n)
+        ids, vals = ids[:nnz], vals[:nnz]
+        max_id = int(ids.max()) if nnz else -1
+    end = row + n
+    return Batch(labels, indptr, np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(vals, np.float64),
+                 int(max_id), end, end, progress(end), weights=w)
 
 
 def _too_large(path, row0, indptr, k, fid, indices):
@@ -271,6 +415,8 @@ def convert_to_parquet(batches, out_path: str, *, weights: bool | str | None = N
     pa = _pa()
     import pyarrow.parquet as pq
 
+    from .parquet_own import WRITER_OPTIONS  # (files that parquet_own decodes)
+
     out_path = os.fspath(out_path)
     rows = nnz = groups = 0
     with atomic_writer(out_path) as f, contextlib.ExitStack() as cleanup:
@@ -291,7 +437,7 @@ def convert_to_parquet(batches, out_path: str, *, weights: bool | str | None = N
                 if weights is None:
                     weights = b.weights is not None
                 schema = sparse_schema(weights)
-                writer = pq.ParquetWriter(f, schema, compression=compression)
+                writer = pq.ParquetWriter(f, schema, **{**WRITER_OPTIONS, "compression": compression})
             if b.weights is not None and not weights:
                 raise DataError(f"{out_path}: a batch has weights but the file has no weight column")
             n = b.rows
@@ -326,7 +472,7 @@ def convert_to_parquet(batches, out_path: str, *, weights: bool | str | None = N
                                for x in pending)
         if writer is None:
             schema = sparse_schema(weights or False)
-            writer = pq.ParquetWriter(f, schema, compression=compression)
+            writer = pq.ParquetWriter(f, schema, **{**WRITER_OPTIONS, "compression": compression})
         flush()
         writer.close()
         writer = None

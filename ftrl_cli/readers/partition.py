@@ -141,11 +141,19 @@ def _snap(unit, local: float, config: Config) -> int:
 
 def _row_groups(path) -> list:
     """Row offsets of a Parquet file's row groups, and its row count last."""
-    import pyarrow.parquet as pq
+    from .parquet_sparse import own_file
 
-    with open_data(path) as f:
-        md = pq.ParquetFile(f).metadata
-    return [0] + list(np.cumsum([md.row_group(g).num_rows for g in range(md.num_row_groups)]).tolist())
+    own = own_file(path)
+    if own is not None:  # (a file convert wrote: its footer read without pyarrow)
+        with own:
+            rows = list(own.row_group_rows)
+    else:
+        import pyarrow.parquet as pq
+
+        with open_data(path) as f:
+            md = pq.ParquetFile(f).metadata
+        rows = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+    return [0] + list(np.cumsum(rows, dtype=np.int64).tolist())
 
 
 def _line_start(path, pos: int) -> int:
