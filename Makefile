@@ -39,7 +39,7 @@ test: $(STAMP)
 
 # The kernels as plain Python: slow, but coverage tools and debuggers see every line.
 test-nojit: $(STAMP)
-	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest -q tests/test_kernels.py tests/test_readers.py
+	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest -q tests/test_kernels.py tests/test_readers.py tests/test_float_text.py
 
 # A longer fuzzing run of the readers than the test suite's budget.
 fuzz: $(STAMP)

@@ -100,7 +100,7 @@ def _scaled_round(M, E, q):
         h2, h1, h0 = _mul128x64(h1, h0, _P5[q - c - a])
     s = E + q
     if s >= 0:
-        return h0 << s  # exact integer; < 2**60 so h1 == h2 == 0
+        return h0 << np.uint64(s)  # exact integer; < 2**60 so h1 == h2 == 0
     # Shift right by -s - 1 collecting the dropped bits into `sticky`; the
     # last bit left (bit 0 of h0) is then the "half" bit of the final shift.
     r = -s - 1
@@ -112,8 +112,8 @@ def _scaled_round(M, E, q):
         h2 = _ZERO
         r -= 64
     if r > 0:
-        sticky = sticky or (h0 << (64 - r)) != 0
-        h0 = (h0 >> r) | (h1 << (64 - r))  # result < 2**61: higher bits are 0
+        sticky = sticky or (h0 << np.uint64(64 - r)) != 0  # (uint64 shifts: also as plain Python)
+        h0 = (h0 >> np.uint64(r)) | (h1 << np.uint64(64 - r))  # result < 2**61: higher bits are 0
     d = h0 >> 1
     if (h0 & _ONE) != 0 and (sticky or (d & _ONE) != 0):
         d += _ONE
@@ -138,7 +138,7 @@ def _round_at(M, E, X):
     q = 16 - X
     if q >= 0:
         return _scaled_round(M, E, q)
-    return _div_round(M << E, -q)  # v >= 1e17 > 2**53: E >= 0, v is M << E
+    return _div_round(M << np.uint64(E), -q)  # v >= 1e17 > 2**53: E >= 0, v is M << E
 
 
 @njit(cache=True, inline="always")
