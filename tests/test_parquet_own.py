@@ -577,3 +577,9 @@ def test_list_rows_kernel_matches_reference():
             assert list(offsets[:n + 1]) == want[0]
             if nullable:
                 assert list(valid[:n]) == want[1]
+
+
+def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path):
+    fifo = tmp_path / "f.parquet"
+    os.mkfifo(fifo)
+    assert open_own(str(fifo)) is None  # (a blocking open would wait here for a writer forever)

@@ -570,7 +570,8 @@ def open_own(path) -> OwnFile | None:
     other file, one it cannot open, or a footer that does not parse: the caller falls back
     to pyarrow, which reads the file or says what is wrong)."""
     try:
-        fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # (O_NONBLOCK: a FIFO opens at once, without waiting for a writer, and is refused below)
+        fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
     except (OSError, TypeError, ValueError):
         return None
     ok = False
