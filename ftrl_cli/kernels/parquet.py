@@ -140,7 +140,7 @@ else:
         return types.int64(buf, types.intp), codegen
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pq_lz4_raw(src, s0, s1, dst, d0, d1):
     """Decompress the LZ4 block src[s0:s1] into dst[d0:d1]; returns the bytes written
     (which the caller compares with what it expects) or PQ_ERR_LZ4 / PQ_ERR_ARGS. Bytes
@@ -243,7 +243,7 @@ def pq_lz4_raw(src, s0, s1, dst, d0, d1):
         o += ml
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pq_levels(src, s0, s1, bit_width, out, o0, count, max_level, at_level):
     """Decode `count` levels of the RLE/bit-packed hybrid src[s0:s1] (bit_width 1..8)
     into out[o0:o0 + count]. Returns (status, n_at): status = the bytes consumed (>= 0) or
@@ -330,7 +330,7 @@ def pq_levels(src, s0, s1, bit_width, out, o0, count, max_level, at_level):
     return i - s0, n_at
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pq_list_rows(rep, dl, n_levels, max_def, nullable, offsets, valid):
     """Rows of a list column from its levels rep[:n_levels], dl[:n_levels] (max repetition
     level 1; definition max_def = an element, max_def - 1 = an empty list, max_def - 2 = a
@@ -391,7 +391,7 @@ def pq_list_rows(rep, dl, n_levels, max_def, nullable, offsets, valid):
     return PQ_OK, r + 1, e
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pq_scatter(dl, n, max_def, dense, n_dense, out, valid):
     """An optional flat column: out[i] = the next of dense[:n_dense] where dl[i] == max_def,
     else NaN; valid[i] = 1 or 0. Returns PQ_OK, or PQ_ERR_VALUES when the levels name

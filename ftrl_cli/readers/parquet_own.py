@@ -536,6 +536,8 @@ class OwnFile:
         if col.max_def:  # optional double
             if n_val == rows:
                 return vals, None
+            if n_val == 0:  # (all null, as convert's weight column without cost: -- no kernel to load)
+                return np.full(rows, np.nan), np.zeros(rows, np.uint8)
             out = np.empty(rows, np.float64)
             valid = np.empty(rows, np.uint8)
             if KP.pq_scatter(dl, rows, col.max_def, vals, n_val, out, valid) != KP.PQ_OK:
