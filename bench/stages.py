@@ -212,16 +212,20 @@ def cmd_rss(a):
         y = (b.labels > 0).astype(np.float64)
         model.learn(b.indptr, b.ids, b.values, y, np.ones(n), b.max_id, np.empty(n))
         n_b += 1
-    res["table_mb"] = sum(v.nbytes for v in vars(model).values() if isinstance(v, np.ndarray)) / 2**20
+    res["table_mb"] = model.st.nbytes / 2**20
     res["train_loop_hwm_mb"] = _hwm_mb()
     res["rss_after_train_mb"] = _rss_mb()
     _reset_hwm()
     d = a.model_dir
     os.makedirs(d, exist_ok=True)
-    meta = {"examples_seen": 0, "passes_done": 1, "history": [], "finished": True, "run": {}}
-    checkpoint.write_config(d, cfg)
+    from ftrl_cli.engine import start_run
+    from ftrl_cli.records import InputId
+
+    log = start_run(None, [InputId(a.file)], cfg)
+    log.finished = True
+    checkpoint.start_run(d, cfg)
     t0 = time.perf_counter()
-    checkpoint.save(d, model, meta)
+    checkpoint.save(d, model, log)
     res["save_s"] = time.perf_counter() - t0
     res["save_hwm_mb"] = _hwm_mb()
     del model
