@@ -155,9 +155,10 @@ def bench(data: dict, env: dict, wd: Path, pairs: int) -> dict:
         rb.measure(train_pq)
         if vw:
             rb.measure(vw_train)
-        runs = {"train": [], "vw_train": [], "train_parquet": [], "predict": [], "vw_predict": []}
+        runs = {"train": [], "vw_train": [], "train_parquet": [], "predict": [], "vw_predict": [], "import_numba": []}
+        numba = [env["python"], "-c", "import numba"]  # (the yardstick of the fixed cost, in the same minute)
         for i in range(pairs):
-            for key, cmd, out in (("train", train, None), ("vw_train", vw_train, None),
+            for key, cmd, out in (("import_numba", numba, None), ("train", train, None), ("vw_train", vw_train, None),
                                   ("train_parquet", train_pq, None),
                                   ("predict", predict, wdn / "p_ftrl.txt"), ("vw_predict", vw_pred, None)):
                 if cmd is None:
@@ -229,6 +230,13 @@ def render(R: dict) -> str:
             lines.append(f"| {label} | {what} | {rb.f(o['wall_s'])} | {rb.f(o.get('loop_s'))} | "
                          f"{rb.f(o.get('fixed_s'))} | {rb.f(o['cpu_s'])} | {rb.f(o['rss_mb'], 0)} | "
                          f"{pname if p else '-'} | {rb.f(p and p['wall_s'])} | {rb.f(o.get('vs_vw'))} |")
+    big = S.get("big", {})
+    n = big.get("import_numba", {}).get("wall_s")
+    if n:
+        fx = {k: big[k].get("fixed_s") for k in ("train", "train_parquet", "predict") if k in big}
+        lines += ["", f"`python -c \"import numba\"` in the same pairs: {n:.3f} s. Fixed costs scaled to "
+                  "`import numba` = 0.29 s (the issue's idle machine): " + ", ".join(
+                      f"{k.replace('_', ' ')} {v * 0.29 / n:.2f} s" for k, v in fx.items() if v is not None) + "."]
     if S.get("big", {}).get("train", {}).get("logloss") is not None:
         lines += ["", f"ftrl's progressive log loss on flights: {S['big']['train']['logloss']:.6f}."]
         pq_loss = S["big"].get("train_parquet", {}).get("logloss")
