@@ -245,3 +245,25 @@ def test_valid_reads_the_bitmap_as_is_valid(start, n):
         expect = [x is not None for x in arr.to_pylist()]
         got = A._valid(arr)
         assert got.dtype == np.uint8 and got.tolist() == [int(e) for e in expect]
+
+
+@pytest.mark.parametrize("multiple", [1, 4])
+def test_batches_may_end_with_a_row_group_at_a_multiple_of_the_optimizer_batch(tmp_path, monkeypatch, multiple):
+    """With row_multiple, a batch also ends where a row group does when it then holds a
+    multiple of row_multiple rows (the text reader's batches end early the same way); the
+    rows, in order, are the exact batches' rows. convert caps its groups near 1 M values
+    (here: 3,000) at an input batch's end."""
+    monkeypatch.setattr(P, "CONVERT_ROW_GROUP_VALUES", 3000)
+    out = tmp_path / "a.parquet"
+    P.convert_to_parquet(iter_libsvm(str(A9A), batch_rows=101), str(out))
+    md = pq.ParquetFile(out).metadata
+    groups = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+    assert len(groups) > 5 and all(r % 101 == 0 for r in groups[:-1])  # (cut at input batches' ends)
+    exact = batches(out, batch_rows=512)
+    short = batches(out, batch_rows=512, row_multiple=multiple)
+    rows = [b["labels"].size for b in short]
+    assert len(short) > len(exact) and all(r <= 512 for r in rows)
+    assert all(r % multiple == 0 for r in rows[:-1])
+    ends = set(np.cumsum(groups).tolist())
+    assert all(b["end"] in ends or b["labels"].size == 512 for b in short)
+    assert rows_of(short) == rows_of(exact) == python_rows(out)

@@ -45,17 +45,19 @@ from .errors import _arrow_errors
 _ID_ELEMENTS = ("int64", "int32", "int16", "int8", "uint32", "uint16", "uint8")
 _VALUE_ELEMENTS = ("double", "float")
 
-# Row groups that `convert` writes: decoding one holds several times its size in
-# transient memory, and 16k rows (the text reader's batch) keep that small; a training
-# batch is then one whole group (no joins or copies), and larger groups decode no faster.
+# Row groups that `convert` writes: at most 16k rows and (at a batch's end) about 1 M
+# values, as the text reader's batches: a training batch is then one whole group (no joins
+# or copies), the first one decodes soon and the read-ahead keeps pace; larger groups
+# decode no faster.
 CONVERT_ROW_GROUP_ROWS = 1 << 14
+CONVERT_ROW_GROUP_VALUES = 1 << 20
 
 
 def iter_parquet_sparse(path: str, *, label: str = "label", indices: str = "indices",
                         values: str | None = "values", weight: str | None = None,
                         id_column: str | None = None, batch_rows: int = BATCH_ROWS,
                         start_batch: int = 0, start_row: int = 0, shuffle_seed=None,
-                        weight_default: str | None = None, need_label: bool = True):
+                        weight_default: str | None = None, need_label: bool = True, row_multiple: int = 0):
     """Yield Batches from a sparse Parquet file (module doc), batch_rows rows at a time.
 
     label: numeric column (positive iff > 0). indices: list<integer> of feature ids >= 0.
@@ -67,7 +69,10 @@ def iter_parquet_sparse(path: str, *, label: str = "label", indices: str = "indi
     (batches of the same batch_rows already consumed). weight_default: without `weight`,
     the weight column used when the file has one (how ftrl reads the `weight` column
     `convert` writes). need_label: False reads no label (Batch.labels is NaN), so a file
-    without one can be predicted.
+    without one can be predicted. row_multiple > 0: a batch may also end, shorter, where a
+    row group ends and it holds a multiple of row_multiple rows (files parquet_own decodes;
+    the text reader's batches end early the same way); 0: every batch but the last holds
+    exactly batch_rows rows.
     """
     if batch_rows < 1:
         raise ConfigError(f"batch_rows must be >= 1, got {batch_rows}")
@@ -79,7 +84,7 @@ def iter_parquet_sparse(path: str, *, label: str = "label", indices: str = "indi
                 weight = weight_default
             cols = _own_columns(own, label if need_label else None, indices, values, weight)
             if cols is not None:
-                yield from _read_own(own, path, *cols, batch_rows, row, shuffle_seed)
+                yield from _read_own(own, path, *cols, batch_rows, row, shuffle_seed, row_multiple)
                 return
     pa = _pa()
     pf = _open_parquet(path)
@@ -204,9 +209,10 @@ def _own_columns(f, label, indices, values, weight):
     return label, indices, values, weight
 
 
-def _read_own(f, path, label, indices, values, weight, batch_rows, row, shuffle_seed):
-    """Batches of exactly batch_rows rows (the last fewer) from row `row` on, as _read_sparse
-    yields them, decoded by parquet_own one row group at a time."""
+def _read_own(f, path, label, indices, values, weight, batch_rows, row, shuffle_seed, row_multiple):
+    """Batches from row `row` on, decoded by parquet_own one row group at a time: batch_rows
+    rows (the last fewer), as _read_sparse yields them, or with row_multiple also shorter
+    ones that end with a row group."""
     group_rows = f.row_group_rows
     order, first, before = group_order(group_rows, row, shuffle_seed)
     size = location.size(path) or 0
@@ -237,12 +243,13 @@ def _read_own(f, path, label, indices, values, weight, batch_rows, row, shuffle_
             yield _batch(path, at, labels, off, ids, vptr, vflat, vvalid, w, indices, values, progress)
             at += n
 
-    return _exact_rows(groups(), batch_rows, row - before, progress)
+    return _exact_rows(groups(), batch_rows, row - before, progress, row_multiple)
 
 
-def _exact_rows(batches, n, skip, progress):
-    """Batches of exactly n rows (the last one fewer) after dropping `skip` rows: a row
-    group of n rows passes as it is; others are cut (views) and joined."""
+def _exact_rows(batches, n, skip, progress, row_multiple=0):
+    """Batches of n rows (the last one fewer) after dropping `skip` rows: a row group of n
+    rows passes as it is; others are cut (views) and joined. row_multiple > 0: what is
+    pending when a group ends goes out as it is, if a multiple of row_multiple rows."""
     pending, have = [], 0
     for b in batches:
         if skip:
@@ -261,6 +268,9 @@ def _exact_rows(batches, n, skip, progress):
             yield _rows_of(whole, 0, n, progress)
             pending = [_rows_of(whole, n, whole.rows, progress)] if whole.rows > n else []
             have -= n
+        if have and row_multiple and have % row_multiple == 0:
+            yield pending[0] if len(pending) == 1 else _joined(pending, progress)
+            pending, have = [], 0
     if have:
         yield pending[0] if len(pending) == 1 else _joined(pending, progress)
 
@@ -442,7 +452,7 @@ def convert_to_parquet(batches, out_path: str, *, weights: bool | str | None = N
                 raise DataError(f"{out_path}: a batch has weights but the file has no weight column")
             n = b.rows
             b_nnz = int(b.indptr[n] - b.indptr[0])
-            if pend_nnz + b_nnz >= (1 << 31) - 1:
+            if pend_nnz + b_nnz >= (1 << 31) - 1 or (pending and pend_nnz + b_nnz > CONVERT_ROW_GROUP_VALUES):
                 flush()
             if b_nnz >= (1 << 31) - 1:
                 raise DataError(f"{out_path}: a batch holds {b_nnz} features, too many for one row group")

@@ -209,7 +209,10 @@ def open_batches(path, config: Config, *, start_offset=0, start_line=0, batch_ro
         it = parquet_sparse.iter_parquet_sparse(
             path, label=config.label_column, indices=config.indices_column, values=config.values_column,
             weight=config.weight_column, id_column=config.id_column, batch_rows=batch_rows,
-            start_row=start_offset, shuffle_seed=shuffle_seed, weight_default="weight", need_label=labels)
+            start_row=start_offset, shuffle_seed=shuffle_seed, weight_default="weight", need_label=labels,
+            # (batches that end with a row group, as text's end early; not where evaluations
+            # every N rows fall on batch ends: they would land elsewhere than from the text)
+            row_multiple=0 if config.validation_every else config.batch_size)
         if crosses is not None:
             it = with_crosses(it, crosses, path, config.interactions, rows_counted=True)
         return prefetch(it, copy=False) if _read_ahead() else it  # (its batches own their arrays)
