@@ -453,7 +453,7 @@ def inspect(model_dir, top: int = 10, *, last_good: bool = False, warn=None) -> 
     touched = np.any(model.st[slots] != init, axis=1)
     nonzero = w != 0
     order = np.argsort(w, kind="stable")  # (ties by slot, as over the whole table)
-    names = dict(model.named_weights()) if model.alias.size else None
+    names = model.slot_names()
     columns = checkpoint.load_names(model_dir)
 
     def named(idx, sign):
@@ -462,9 +462,7 @@ def inspect(model_dir, top: int = 10, *, last_good: bool = False, warn=None) -> 
             if w[i] * sign <= 0:
                 break
             s = int(slots[i])
-            name = str(s)
-            if names is not None:
-                name = next((n for n in names if str(s) in n.split("+")), name)
+            name = names.get(s, str(s))
             if columns is not None:
                 name = columns.get(s, name)
             out.append({"feature": name, "slot": s, "weight": float(w[i])})

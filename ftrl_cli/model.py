@@ -431,13 +431,18 @@ class Model:
         _, counts = np.unique(self.alias[:, 0], return_counts=True)
         return int((counts > 1).sum())
 
-    def named_weights(self):
-        """Yield (feature name, weight) for every nonzero weight, by slot."""
-        slots, w = self.used_weights()
-        nz = np.flatnonzero(w)
+    def slot_names(self) -> dict:
+        """{slot: name} for the slots hashed ids share: their ids joined by '+' (other
+        slots are named by their id, the slot itself)."""
         names = {}
         for slot, fid in self.alias:
             names.setdefault(int(slot), []).append(str(int(fid)))
-        for i in nz:
+        return {s: "+".join(ids) for s, ids in names.items()}
+
+    def named_weights(self):
+        """Yield (feature name, weight) for every nonzero weight, by slot."""
+        slots, w = self.used_weights()
+        names = self.slot_names()
+        for i in np.flatnonzero(w):
             s = int(slots[i])
-            yield "+".join(names.get(s, [str(s)])), float(w[i])
+            yield names.get(s, str(s)), float(w[i])

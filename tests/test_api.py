@@ -137,3 +137,24 @@ def test_a_diverging_pass_is_reported_not_silent(tmp_path):
     assert ok["diverging_passes"] == [] and ok["progressive_logloss"] < ok["best_constant_logloss"] + 1
     ok = api.train([A9A], tmp_path / "ok2", overrides={"passes": 3})
     assert ok["diverging_passes"] == []
+
+
+def test_inspect_names_a_hashed_slot_by_its_ids(tmp_path):
+    """Ids beyond 2**bits share slots: inspect names each slot by the ids in it, as export
+    does (it named a slot holding only hashed ids by the slot's number)."""
+    data = tmp_path / "h.svm"
+    rng = np.random.default_rng(5)
+    data.write_text("".join(f"{int(rng.integers(0, 2))} 3:1 {1000 + int(rng.integers(0, 40))}:1\n"
+                            for _ in range(400)))
+    api.train([str(data)], tmp_path / "m", overrides={"bits": 4, "l1": 0, "l2": 0})
+    exported = {}
+    out = io.StringIO()
+    api.export(tmp_path / "m", out)
+    for line in out.getvalue().splitlines():
+        name, w = line.rsplit("\t", 1)
+        exported[name] = float(w)
+    info = api.inspect(tmp_path / "m", top=16)
+    shown = info["top_positive"] + info["top_negative"]
+    assert shown and any("+" in f["feature"] or int(f["feature"].split("+")[0]) >= 16 for f in shown)
+    for f in shown:
+        assert f["feature"] in exported and exported[f["feature"]] == f["weight"], f
