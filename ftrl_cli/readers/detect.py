@@ -154,8 +154,27 @@ def _decompress_head(raw: bytes) -> bytes:
     return raw
 
 
+_LAYOUTS: dict = {}  # (path, indices, file identity) -> layout: a run asks once per input and pass
+
+
 def parquet_layout(path: str, indices: str = "indices") -> str:
     """'sparse' when the Parquet file has a list column named `indices`, else 'wide'."""
+    try:
+        st = os.stat(path)
+        key = (path, indices, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    except (OSError, TypeError, ValueError):  # (a URL: asked each time)
+        key = None
+    if key in _LAYOUTS:
+        return _LAYOUTS[key]
+    layout = _parquet_layout(path, indices)
+    if key is not None:
+        if len(_LAYOUTS) >= 256:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = layout
+    return layout
+
+
+def _parquet_layout(path, indices):
     from .parquet_sparse import own_file
 
     own = own_file(path)
