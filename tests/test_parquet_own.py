@@ -12,6 +12,7 @@ import pytest
 
 import ftrl_cli.kernels.parquet as KP
 from ftrl_cli.errors import DataError
+from ftrl_cli.readers import parquet_own as PO
 from ftrl_cli.readers.parquet_own import WRITER_OPTIONS, open_own
 
 I64 = pa.list_(pa.field("item", pa.int64(), nullable=False))
@@ -40,18 +41,27 @@ def _doubles(rng, n):
     return x
 
 
-def _table(rng, n, *, weight=True, ids_nullable=False, values_nullable=True, max_len=12, big=True):
+def _table(rng, n, *, weight=True, ids_nullable=False, values_nullable=True, max_len=12, big=True,
+           pool=None):
+    """A random sparse table; pool: ids below it and every double from a pool of that many
+    (few distinct values: dictionaries that never fall back to PLAIN)."""
     lens = rng.integers(0, max_len + 1, n)
     lens[rng.random(n) < 0.15] = 0  # empty rows
     nnz = int(lens.sum())
-    hi = (1 << 62) - 1 if big else 1 << 20
+    hi = pool if pool else (1 << 62) - 1 if big else 1 << 20
     ids = rng.integers(0, hi, nnz, dtype=np.int64)
     ids[rng.random(nnz) < 0.3] = hi  # (the largest id ftrl reads, and repeats)
+    doubles = _doubles
+    if pool:
+        few = _doubles(rng, pool)
+
+        def doubles(rng, n):
+            return few[rng.integers(0, pool, n)]
     off = np.zeros(n + 1, np.int32)
     np.cumsum(lens, out=off[1:])
     id_mask = pa.array(rng.random(n) < 0.1) if ids_nullable else None
     indices = pa.ListArray.from_arrays(pa.array(off), pa.array(ids), type=I64, mask=id_mask)
-    vals = _doubles(rng, nnz)
+    vals = doubles(rng, nnz)
     if values_nullable:
         null = rng.random(n) < 0.3  # (one-hot rows: a null values list)
         vlens = np.where(null, 0, lens)
@@ -61,9 +71,9 @@ def _table(rng, n, *, weight=True, ids_nullable=False, values_nullable=True, max
         values = pa.ListArray.from_arrays(pa.array(voff), pa.array(vals[keep]), type=F64, mask=pa.array(null))
     else:
         values = pa.ListArray.from_arrays(pa.array(off), pa.array(vals), type=F64)
-    cols = [pa.array(_doubles(rng, n)), indices, values]
+    cols = [pa.array(doubles(rng, n)), indices, values]
     if weight:
-        w = rng.random(n)
+        w = doubles(rng, n) if pool else rng.random(n)
         cols.append(pa.array(w, mask=rng.random(n) < 0.4))
     return pa.Table.from_arrays(cols, schema=_schema(weight, ids_nullable, values_nullable))
 
@@ -162,6 +172,7 @@ def test_writer_options_file(tmp_path):
     _assert_same_as_pyarrow(p)
     f = open_own(p)
     assert {c.chunks[0][0] for c in f._cols.values()} == {7}
+    assert {c.chunks[0][5] for c in f._cols.values()} == {bool(WRITER_OPTIONS["use_dictionary"])}
     f.close()
 
 
@@ -200,6 +211,115 @@ def test_only_named_columns_and_fresh_arrays(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------
+# dictionary-encoded chunks (pyarrow's default), with and without a fallback to PLAIN
+# ---------------------------------------------------------------------------------------
+
+_PLAIN, _PLAIN_DICT, _RLE_DICT = 0, 2, 8
+
+
+def _pages(path):
+    """{(row group, column path): [(page type, values encoding), ...]} from the page headers
+    themselves (pyarrow's metadata names a chunk's encodings, not which page has which)."""
+    md = pq.ParquetFile(path).metadata
+    data = open(path, "rb").read()
+    out = {}
+    for g in range(md.num_row_groups):
+        for c in range(md.num_columns):
+            cc = md.row_group(g).column(c)
+            pos = cc.dictionary_page_offset if cc.has_dictionary_page else cc.data_page_offset
+            end = pos + cc.total_compressed_size
+            pages = []
+            while pos < end:
+                h, pos = PO._struct(data, pos, end)
+                enc = {0: (5, 2), 2: (7, 2), 3: (8, 4)}[h[1]]
+                pages.append((h[1], h[enc[0]][enc[1]]))
+                pos += h[3]
+            out[(g, cc.path_in_schema)] = pages
+    return out
+
+
+def _dictionary_opts(rng, compression, page_version, fallback):
+    opts = {"use_dictionary": True, "compression": compression, "data_page_version": page_version,
+            "write_statistics": False, "data_page_size": int(rng.integers(200, 1500) if fallback else rng.integers(40, 200)),
+            "write_batch_size": int(rng.integers(16, 100)),  # (a page, and the fallback test, per batch)
+            # (v1 pages: also format 1.0, whose data pages say PLAIN_DICTIONARY)
+            "version": "1.0" if page_version == "1.0" and not fallback else "2.6"}
+    if fallback:
+        opts["dictionary_pagesize_limit"] = int(rng.integers(100, 600))  # (PLAIN pages mid-chunk)
+    return opts
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4"])
+@pytest.mark.parametrize("page_version", ["1.0", "2.0"])
+@pytest.mark.parametrize("pool", [40, None], ids=["few-values", "many-values"])
+def test_dictionary_files_same_as_pyarrow(tmp_path, compression, page_version, pool):
+    rng = np.random.default_rng(13 + (pool or 0) + (compression == "lz4") + 2 * (page_version == "2.0"))
+    t = _table(rng, 900, pool=pool, big=False, ids_nullable=page_version == "1.0")
+    opts = _dictionary_opts(rng, compression, page_version, fallback=pool is None)
+    p = _write(tmp_path / "d.parquet", t, int(rng.integers(200, 400)), **opts)
+    pages = _pages(p)
+    dict_encs = {_PLAIN_DICT, _RLE_DICT}
+    assert all(ps[0][0] == 2 for ps in pages.values())  # (a dictionary page first in every chunk)
+    data_pages = [[e for _, e in ps[1:]] for ps in pages.values()]
+    assert max(map(len, data_pages)) > 2
+    if pool:  # every data page dictionary-encoded
+        assert {e for ps in data_pages for e in ps} <= dict_encs
+        want_enc = _PLAIN_DICT if opts["version"] == "1.0" else _RLE_DICT
+        assert {e for ps in data_pages for e in ps} == {want_enc}
+    else:  # chunks that begin with dictionary pages and go on with PLAIN ones
+        mixed = [ps for ps in data_pages if ps[0] in dict_encs and ps[-1] == _PLAIN]
+        assert len(mixed) >= 3 and all(ps == sorted(ps, key=lambda e: e == _PLAIN) for ps in mixed)
+    f = _assert_same_as_pyarrow(p)
+    assert all(c.chunks[0][5] for c in f._cols.values())  # (read as dictionary chunks)
+
+
+def test_dictionary_long_runs(tmp_path):
+    """Dictionary indices in long RLE runs take next to no bytes: a chunk may hold far more
+    elements than its bytes / 8 (a bound that holds for PLAIN chunks only)."""
+    rng = np.random.default_rng(14)
+    n = 300
+    lens = rng.integers(0, 400, n)
+    off = np.zeros(n + 1, np.int32)
+    np.cumsum(lens, out=off[1:])
+    ids = np.repeat(rng.integers(0, 5, n), lens)
+    t = pa.Table.from_arrays([pa.array(np.ones(n)), pa.ListArray.from_arrays(pa.array(off), pa.array(ids), type=I64),
+                              pa.ListArray.from_arrays(pa.array(off), pa.array(np.full(len(ids), 0.5)), type=F64),
+                              pa.array(np.full(n, 2.0))], schema=_schema())
+    for v in ("1.0", "2.0"):
+        p = _write(tmp_path / f"r{v}.parquet", t, 150, **{**WRITER_OPTIONS, "use_dictionary": True,
+                                                          "data_page_version": v})
+        md = pq.ParquetFile(p).metadata.row_group(0).column(1)
+        assert md.num_values > md.total_uncompressed_size // 8 + 150  # (the case above)
+        _assert_same_as_pyarrow(p)
+
+
+def test_damaged_dictionary_index_is_a_data_error(tmp_path):
+    """A page's index bit width set past 32, or to 32 (its indices then past the dictionary
+    or the data): one-line DataErrors that name the place."""
+    rng = np.random.default_rng(15)
+    t = _table(rng, 400, pool=30)
+    opts = {**WRITER_OPTIONS, "use_dictionary": True, "compression": "none", "data_page_version": "2.0"}
+    p = _write(tmp_path / "d.parquet", t, 200, **opts)
+    data = open(p, "rb").read()
+    cc = pq.ParquetFile(p).metadata.row_group(1).column(1)  # (the ids of row group 2)
+    dh, pos = PO._struct(data, cc.dictionary_page_offset, len(data))
+    h, p0 = PO._struct(data, pos + dh[3], len(data))  # (the first data page)
+    assert dh[1] == 2 and h[1] == 3 and h[8][4] == _RLE_DICT
+    at = p0 + h[8][5] + h[8][6]  # (past the levels: the indices' bit width)
+    assert data[at] == 5  # (31 values in the dictionary)
+    bad = tmp_path / "b.parquet"
+    for width in (33, 32, 255):
+        d = bytearray(data)
+        d[at] = width
+        bad.write_bytes(bytes(d))
+        with open_own(bad) as f:
+            f.read_row_group(0, f.columns)
+            with pytest.raises(DataError, match=r"row group 2 of 2, column 'indices'.*dictionary") as e:
+                f.read_row_group(1, f.columns)
+            assert "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------------------------------
 # files this reader leaves to pyarrow
 # ---------------------------------------------------------------------------------------
 
@@ -226,8 +346,8 @@ def test_unsupported_files_return_none(tmp_path):
     for name, t in _unsupported_tables(rng).items():
         p = _write(tmp_path / "u.parquet", t, 64, **WRITER_OPTIONS)
         assert open_own(p) is None, name
-    t = _table(rng, 300, big=False, max_len=5)  # (few distinct ids: a dictionary is used)
-    for opts in [{"use_dictionary": True}, {"compression": "zstd"}, {"compression": "snappy"},
+    t = _table(rng, 300, big=False, max_len=5)
+    for opts in [{"compression": "zstd"}, {"compression": "snappy"}, {"use_dictionary": True, "compression": "zstd"},
                  {"compression": "gzip"}, {"use_dictionary": False, "column_encoding": {"label": "BYTE_STREAM_SPLIT"}},
                  {"use_dictionary": False, "column_encoding": {"values.list.element": "BYTE_STREAM_SPLIT"}},
                  {"use_dictionary": False, "column_encoding": {"indices.list.element": "DELTA_BINARY_PACKED"}}]:
@@ -259,15 +379,23 @@ def _read_all(path):
     return True
 
 
-@pytest.mark.parametrize("opts", [WRITER_OPTIONS, {**WRITER_OPTIONS, "data_page_version": "1.0"},
-                                  {**WRITER_OPTIONS, "compression": "none"}], ids=["v2-lz4", "v1-lz4", "v2-none"])
-def test_random_damage(tmp_path, opts):
+_PLAIN_OPTS = {**WRITER_OPTIONS, "use_dictionary": False}
+_DICT_OPTS = {**WRITER_OPTIONS, "use_dictionary": True, "dictionary_pagesize_limit": 256}
+
+
+@pytest.mark.parametrize("opts,pool", [
+    (_PLAIN_OPTS, None), ({**_PLAIN_OPTS, "data_page_version": "1.0"}, None), ({**_PLAIN_OPTS, "compression": "none"}, None),
+    (_DICT_OPTS, None), ({**_DICT_OPTS, "data_page_version": "1.0"}, 20), ({**_DICT_OPTS, "compression": "none"}, 20)],
+    ids=["v2-lz4", "v1-lz4", "v2-none", "dict-fallback-v2-lz4", "dict-v1-lz4", "dict-v2-none"])
+def test_random_damage(tmp_path, opts, pool):
     rng = np.random.default_rng(7)
-    good = _write(tmp_path / "g.parquet", _table(rng, 120, max_len=6), 50, data_page_size=300, **opts)
+    good = _write(tmp_path / "g.parquet", _table(rng, 120, max_len=6, pool=pool), 50, data_page_size=300, **opts)
     data = bytearray(open(good, "rb").read())
     md = pq.ParquetFile(good).metadata
-    heads = [md.row_group(g).column(c).data_page_offset for g in range(md.num_row_groups)
-             for c in range(md.num_columns)]
+    chunks = [md.row_group(g).column(c) for g in range(md.num_row_groups) for c in range(md.num_columns)]
+    heads = [cc.data_page_offset for cc in chunks]
+    heads += [cc.dictionary_page_offset for cc in chunks if cc.has_dictionary_page]
+    assert all(cc.has_dictionary_page == opts["use_dictionary"] for cc in chunks)
     footer = len(data) - 8 - struct.unpack("<I", data[-8:-4])[0]
     bad = tmp_path / "b.parquet"
     outcomes = {"none": 0, "error": 0, "read": 0}
@@ -462,7 +590,7 @@ def _encode_levels(rng, levels, bit_width):
             while j < len(levels) and j - i < run and levels[j] == levels[i]:
                 j += 1
             varint((j - i) << 1)
-            out.append(levels[i])
+            out += int(levels[i]).to_bytes((bit_width + 7) // 8, "little")  # (a byte for levels)
             i = j
         else:
             groups = (min(run, len(levels) - i) + 7) // 8
@@ -513,6 +641,117 @@ def test_levels_kernel_matches_reference():
         assert _kernel_levels(bytes(d), bw, n, top) == levels_reference(bytes(d), bw, n, top)
         cut = src[:int(rng.integers(0, len(src) + 1))]
         assert _kernel_levels(cut, bw, n, top) == levels_reference(cut, bw, n, top)
+
+
+def dict_indices_reference(src: bytes, n_dict: int, count: int):
+    """Dictionary indices, plainly: a byte of bit width, then the RLE/bit-packed hybrid.
+    Returns (indices, bytes consumed), or "short" (the data ends before `count` indices)
+    or "index" (an index >= n_dict, or a bit width above 32)."""
+    if not src:
+        return ([], 0) if count == 0 else "short"
+    bw = src[0]
+    if bw > 32:
+        return "index"
+    out = []
+    i = 1
+    while len(out) < count:
+        header = shift = 0
+        while True:
+            if i >= len(src) or shift > 28:
+                return "short"
+            header |= (src[i] & 127) << shift
+            i += 1
+            shift += 7
+            if src[i - 1] < 128:
+                break
+        if header & 1 == 0:  # RLE: the index in whole little-endian bytes
+            nb = (bw + 7) // 8
+            if i + nb > len(src):
+                return "short"
+            v = int.from_bytes(src[i:i + nb], "little")
+            i += nb
+            if v >= n_dict:
+                return "index"
+            out += [v] * min(header >> 1, count - len(out))
+        else:
+            bits = "".join(format(b, "08b")[::-1] for b in src[i:])  # least significant first
+            take = min((header >> 1) * 8, count - len(out))
+            if take * bw > len(bits):
+                return "short"
+            vals = [int(bits[j * bw:(j + 1) * bw][::-1] or "0", 2) for j in range(take)]
+            if any(v >= n_dict for v in vals):
+                return "index"
+            out += vals
+            i += min((header >> 1) * bw, len(src) - i)
+    return out, i
+
+
+def _kernel_dict(src: bytes, n_dict, count, dictionary, pre=0, post=0):
+    """The kernel on src placed inside other bytes (which it must not read), its output
+    between guards; the same forms as dict_indices_reference."""
+    buf = np.frombuffer(bytes([0x99]) * pre + src + bytes([0x77]) * post, np.uint8)
+    guard = np.int64(-0x1234567)
+    out = np.full(count + 10, guard, np.int64)
+    st = KP.pq_dict_gather(buf, pre, pre + len(src), dictionary, n_dict, out, 3, count)
+    assert (out[:3] == guard).all() and (out[3 + count:] == guard).all()
+    if st == KP.PQ_ERR_LEVELS:
+        return "short"
+    if st == KP.PQ_ERR_DICT_INDEX:
+        return "index"
+    assert st >= 0, st
+    return list(out[3:3 + count]), st
+
+
+def _dict_inputs(rng):
+    """(encoded indices, indices, bit width) of every width 0..32, runs long and short."""
+    for k in range(240):
+        bw = k % 33
+        n = int(rng.integers(0, 300))
+        top = min((1 << bw) - 1, 4000)
+        idx = rng.integers(0, top + 1, n)
+        if k % 3 == 0:  # (long runs of one index: RLE runs)
+            idx = np.repeat(idx[:max(n // 30, 1)], 30)[:n]
+        yield bytes([bw]) + _encode_levels(rng, [int(x) for x in idx], bw), [int(x) for x in idx], bw
+
+
+def test_dict_gather_kernel_matches_reference():
+    rng = np.random.default_rng(16)
+    dictionary = rng.integers(-(1 << 63), (1 << 63) - 1, 4001, dtype=np.int64)
+    outcomes = set()
+    for src, idx, bw in _dict_inputs(rng):
+        n = len(idx)
+        n_dict = min(1 << bw, 4001)
+        want = dict_indices_reference(src, n_dict, n)
+        assert want[0] == idx  # (the reference reads what the encoder wrote)
+        for pre, post in [(0, 0), (int(rng.integers(1, 9)), int(rng.integers(0, 9)))]:
+            got = _kernel_dict(src, n_dict, n, dictionary, pre, post)
+            assert got == ([int(dictionary[v]) for v in idx], want[1])
+        # a smaller dictionary (indices past it), damage, cuts, fewer indices asked for
+        small = int(rng.integers(0, n_dict + 1))
+        cases = [(src, small, n)]
+        for _ in range(3):
+            d = bytearray(src + bytes(4))
+            for _ in range(int(rng.integers(1, 4))):
+                d[int(rng.integers(0, len(d)))] = int(rng.integers(0, 256))
+            cases.append((bytes(d), n_dict, n))
+        cases.append((src[:int(rng.integers(0, len(src) + 1))], n_dict, n))
+        cases.append((src, n_dict, int(rng.integers(0, n + 1))))
+        for s, nd, cnt in cases:
+            want = dict_indices_reference(s, nd, cnt)
+            if isinstance(want, tuple):
+                want = ([int(dictionary[v]) for v in want[0]], want[1])
+            assert _kernel_dict(s, nd, cnt, dictionary, 2, int(rng.integers(0, 9))) == want
+            outcomes.add(want if isinstance(want, str) else "ok")
+    for _ in range(300):  # noise
+        s = rng.integers(0, 256, int(rng.integers(0, 40)), dtype=np.uint8).tobytes()
+        s = bytes([int(rng.integers(0, 34))]) + s
+        nd, cnt = int(rng.integers(0, 4001)), int(rng.integers(0, 50))
+        want = dict_indices_reference(s, nd, cnt)
+        if isinstance(want, tuple):
+            want = ([int(dictionary[v]) for v in want[0]], want[1])
+        assert _kernel_dict(s, nd, cnt, dictionary) == want
+        outcomes.add(want if isinstance(want, str) else "ok")
+    assert outcomes == {"ok", "short", "index"}
 
 
 def list_rows_reference(rep, dl, max_def, nullable, cap):

@@ -1,5 +1,6 @@
 """Decoding the pages of the sparse Parquet files ftrl writes: LZ4_RAW blocks, RLE/bit-packed
-levels, list rows from repetition/definition levels (readers/parquet_own.py drives them).
+levels, dictionary indices, list rows from repetition/definition levels (readers/parquet_own.py
+drives them).
 
 These kernels read bytes that may be damaged: every read and write is checked against the
 ranges the caller passes (Numba checks no bounds), and a damaged input returns an error code,
@@ -14,16 +15,18 @@ from numba.extending import intrinsic
 
 __all__ = [  # the names ftrl_cli.kernels re-exports
     "PQ_OK", "PQ_ERR_ARGS", "PQ_ERR_LZ4", "PQ_ERR_LEVELS", "PQ_ERR_LEVEL_VALUE", "PQ_ERR_ROWS",
-    "PQ_ERR_VALUES", "pq_lz4_raw", "pq_levels", "pq_list_rows", "pq_scatter",
+    "PQ_ERR_VALUES", "PQ_ERR_DICT_INDEX", "pq_lz4_raw", "pq_levels", "pq_dict_gather",
+    "pq_list_rows", "pq_scatter",
 ]
 
 PQ_OK = 0
 PQ_ERR_ARGS = -1  # ranges outside the arrays (a caller's bug, reported rather than followed)
 PQ_ERR_LZ4 = -2  # the LZ4 block is malformed, truncated, or decodes past its output
-PQ_ERR_LEVELS = -3  # the RLE/bit-packed level data ends before its values
+PQ_ERR_LEVELS = -3  # the RLE/bit-packed data (levels, dictionary indices) ends before its values
 PQ_ERR_LEVEL_VALUE = -4  # a level above the column's maximum
 PQ_ERR_ROWS = -5  # the levels hold more rows than the row group, or impossible sequences
 PQ_ERR_VALUES = -6  # fewer stored values than the levels say
+PQ_ERR_DICT_INDEX = -7  # a dictionary index past the dictionary, or an index bit width above 32
 
 
 if _numba_config.DISABLE_JIT:
@@ -328,6 +331,88 @@ def pq_levels(src, s0, s1, bit_width, out, o0, count, max_level, at_level):
             k += take
             i += min(nbytes, s1 - i)
     return i - s0, n_at
+
+
+@njit(cache=True, nogil=True)
+def pq_dict_gather(src, s0, s1, dictionary, n_dict, out, o0, count):
+    """A dictionary-encoded page's values: src[s0:s1] = one byte of bit width (0..32), then
+    `count` indices in the RLE/bit-packed hybrid; out[o0 + k] = dictionary[index k]. Returns
+    the bytes consumed (>= 0) or PQ_ERR_LEVELS (the data ends early), PQ_ERR_DICT_INDEX (an
+    index >= n_dict, a bit width above 32), PQ_ERR_ARGS. An RLE run's index is checked even
+    when no value of it is needed; the padding past `count` in a bit-packed run is not read.
+
+    Assumes: src a C-contiguous uint8 array, dictionary and out C-contiguous arrays of one
+    8-byte type (the caller passes int64 views: values are copied bit for bit); the ranges
+    and n_dict <= len(dictionary) are checked here.
+    """
+    if (s0 < 0 or s1 < s0 or s1 > src.shape[0] or o0 < 0 or count < 0 or o0 + count > out.shape[0]
+            or n_dict < 0 or n_dict > dictionary.shape[0]):
+        return PQ_ERR_ARGS
+    if s0 >= s1:
+        return PQ_ERR_LEVELS if count > 0 else 0
+    bit_width = _load_u8(src, s0)
+    if bit_width > 32:
+        return PQ_ERR_DICT_INDEX
+    mask = (np.int64(1) << bit_width) - 1
+    vbytes = (bit_width + 7) >> 3  # (an RLE run's index: little-endian, whole bytes)
+    i = s0 + 1
+    k = 0
+    while k < count:
+        # run header: a ULEB128 varint of at most 32 bits (each run consumes >= 1 byte: no hang)
+        header = np.int64(0)
+        shift = 0
+        while True:
+            if i >= s1 or shift > 28:
+                return PQ_ERR_LEVELS
+            b = _load_u8(src, i)
+            i += 1
+            header |= (b & 127) << shift
+            shift += 7
+            if b < 128:
+                break
+        if header & 1 == 0:  # RLE run: one index repeated
+            if vbytes > s1 - i:
+                return PQ_ERR_LEVELS
+            v = np.int64(0)
+            for q in range(vbytes):
+                v |= _load_u8(src, i + q) << (8 * q)
+            i += vbytes
+            if v >= n_dict:
+                return PQ_ERR_DICT_INDEX
+            take = min(header >> 1, count - k)
+            x = dictionary[v]
+            for j in range(take):
+                out[o0 + k + j] = x
+            k += take
+        else:  # bit-packed: groups of 8 indices, least significant bits first
+            nbytes = (header >> 1) * bit_width
+            take = min((header >> 1) * 8, count - k)
+            if (take * bit_width + 7) >> 3 > s1 - i:
+                return PQ_ERR_LEVELS
+            # an index spans <= 5 bytes: one 8-byte load holds it while 8 bytes are left
+            # (j * bit_width <= 8 * lim); the loop without that test runs ~3x faster
+            lim = s1 - 8 - i
+            fast = 0 if lim < 0 else (take if bit_width == 0 else min(take, (lim << 3) // bit_width + 1))
+            base = o0 + k
+            for j in range(fast):
+                bit = j * bit_width
+                v = (_load_u64(src, i + (bit >> 3)) >> (bit & 7)) & mask
+                if v >= n_dict:
+                    return PQ_ERR_DICT_INDEX
+                out[base + j] = dictionary[v]
+            for j in range(fast, take):  # (near the end: the bytes that exist, the index's all inside)
+                bit = j * bit_width
+                p = i + (bit >> 3)
+                w = np.int64(0)
+                for q in range(min(5, s1 - p)):
+                    w |= _load_u8(src, p + q) << (8 * q)
+                v = (w >> (bit & 7)) & mask
+                if v >= n_dict:
+                    return PQ_ERR_DICT_INDEX
+                out[base + j] = dictionary[v]
+            k += take
+            i += min(nbytes, s1 - i)
+    return i - s0
 
 
 @njit(cache=True, nogil=True)

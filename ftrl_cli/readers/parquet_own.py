@@ -3,10 +3,12 @@ WRITER_OPTIONS), without pyarrow: importing pyarrow costs ~0.09 s a process, and
 allocations and list decoding cost more than the file's bytes do.
 
 Only what those files hold is read: flat double columns (required or optional) and lists
-of int64 or double in the standard 3-level form, with non-null elements, PLAIN values,
-RLE levels, data pages v1 or v2, uncompressed or LZ4_RAW, no dictionary. open_own() returns
-None for any other file (the caller reads it with pyarrow, which reads it or says why not);
-a file that claims this form but whose pages do not hold it raises a one-line DataError.
+of int64 or double in the standard 3-level form, with non-null elements, PLAIN or
+dictionary-encoded values (a PLAIN dictionary page first, then RLE_DICTIONARY or
+PLAIN_DICTIONARY data pages, PLAIN ones after a writer's fallback), RLE levels, data pages
+v1 or v2, uncompressed or LZ4_RAW. open_own() returns None for any other file (the caller
+reads it with pyarrow, which reads it or says why not); a file that claims this form but
+whose pages do not hold it raises a one-line DataError.
 
 Parquet layout, for the reader: "PAR1", column chunks (each a run of pages, a page = a
 Thrift compact-protocol PageHeader and its bytes), the footer (a Thrift FileMetaData), the
@@ -24,14 +26,18 @@ from ..errors import DataError
 from ..kernels import parquet as KP
 
 # Options for pyarrow.parquet.ParquetWriter that make files this module reads (measured on
-# the bench sets, against the dictionary files convert wrote before): no dictionary (a
-# dictionary page and its fallback would be a second decode path; files grow 1.01x on
-# text-like rows, 1.08x on ctr, 2.1x on one-hot flights, 2.6x on a9a: few distinct ids),
+# the bench sets, medians of fresh processes): a dictionary with pyarrow's 1 MB pages
+# (one-hot files with few distinct ids 2x smaller: flights-like 40 MB against 76, a9a x20
+# 7.7 against 16.5, CTR rows hashed to 2^14 51 against 99; text- and CTR-like ids with
+# more distinct ids overflow the page and pyarrow goes on with PLAIN pages: 2-5% smaller;
+# every set decodes as fast or faster, 3-30%. Costs: convert ~1.4x slower where the page
+# overflows (ctr 8.4 s against 6.0), once; 64 KB pages would avoid that but lose the
+# 2^14 case; 8 MB pages save 8-10% more on text and CTR but decode text ~25% slower),
 # LZ4_RAW (pyarrow's "lz4" writes Parquet codec 7), data pages v2 (levels stay
-# uncompressed, so LZ4 decompresses the values straight into the output array: text-like
-# rows decode 1.7x faster than from v1 pages), no statistics (nothing reads them).
+# uncompressed, so LZ4 decompresses PLAIN values straight into the output array:
+# text-like rows decode 1.7x faster than from v1 pages), no statistics (nothing reads them).
 WRITER_OPTIONS = {
-    "use_dictionary": False,
+    "use_dictionary": True,
     "compression": "lz4",
     "data_page_version": "2.0",
     "write_statistics": False,
@@ -46,9 +52,10 @@ _DEPTH = 24  # Thrift nesting read at most (FileMetaData is ~6 deep)
 _T_INT64, _T_DOUBLE = 2, 5
 _REQUIRED, _OPTIONAL, _REPEATED = 0, 1, 2
 _CONVERTED_LIST = 3
-_ENC_PLAIN, _ENC_RLE = 0, 3
+_ENC_PLAIN, _ENC_PLAIN_DICT, _ENC_RLE, _ENC_RLE_DICT = 0, 2, 3, 8
+_DICT_ENCODINGS = (_ENC_PLAIN_DICT, _ENC_RLE_DICT)  # (data pages of dictionary indices)
 _UNCOMPRESSED, _LZ4_RAW = 0, 7
-_DATA_PAGE, _DATA_PAGE_V2 = 0, 3
+_DATA_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 2, 3
 
 
 _preadv = getattr(os, "preadv", None)  # (reads into the reused buffer; not on every OS)
@@ -224,7 +231,8 @@ class _Column:
     def __init__(self, name, kind, ptype, max_rep, max_def, nullable, path):
         self.name, self.kind, self.ptype, self.path = name, kind, ptype, path
         self.max_rep, self.max_def, self.nullable = max_rep, max_def, nullable
-        self.chunks = []  # per row group: (codec, num_values, offset, compressed, uncompressed)
+        self.chunks = []  # per row group: (codec, num_values, offset, compressed, uncompressed,
+        #                                  has a dictionary page)
 
 
 class OwnFile:
@@ -237,6 +245,7 @@ class OwnFile:
         self._buf = np.empty(0, np.uint8)  # (a chunk's bytes; reused, as outputs are not views of it)
         self._scratch = np.empty(0, np.uint8)  # (a v1 page decompressed)
         self._levels = np.empty((2, 0), np.uint8)  # (repetition and definition levels)
+        self._dict = np.empty(0, np.int64)  # (a chunk's dictionary, its values' bits)
         self._cols = {}
         self._parse(meta)
 
@@ -334,10 +343,10 @@ class OwnFile:
         if not isinstance(cc, dict) or 1 in cc or 8 in cc or 9 in cc or not isinstance(cc.get(3), dict):
             raise _Reject  # (data in another file, encrypted)
         md = cc[3]
-        if _int(md, 1, None, 0, 7) != col.ptype or 11 in md:  # (type; a dictionary page)
+        if _int(md, 1, None, 0, 7) != col.ptype:
             raise _Reject
         encs = md.get(2)
-        if not isinstance(encs, list) or not all(e in (_ENC_PLAIN, _ENC_RLE) for e in encs):
+        if not isinstance(encs, list) or not all(e in (_ENC_PLAIN, _ENC_RLE, *_DICT_ENCODINGS) for e in encs):
             raise _Reject
         path = md.get(3)
         if not isinstance(path, list) or [p.decode("utf-8", "replace") if isinstance(p, bytes) else None
@@ -350,13 +359,19 @@ class OwnFile:
         usize = _int(md, 6, None, 0, 1 << 62)
         csize = _int(md, 7, None, 0, 1 << 62)
         off = _int(md, 9, None, 0, 1 << 62)
+        has_dict = 11 in md
+        if has_dict:  # (the dictionary page comes first: the chunk starts there)
+            doff = _int(md, 11, None, 4, 1 << 62)
+            if doff >= off and not (off == 0 and nv == 0):  # (an empty row group: a dictionary page only)
+                raise _Reject
+            off = doff
         if csize == 0 and nv == 0:  # (an empty row group: pyarrow writes no page, offset 0)
             off = 4
         if off < 4 or off + csize > self._footer_start:
             raise _Reject
         if col.max_rep == 0 and nv != rows:
             raise _Reject
-        return (codec, nv, off, csize, usize)
+        return (codec, nv, off, csize, usize, has_dict)
 
     # -- public --------------------------------------------------------------------------
     def kind(self, name):
@@ -420,12 +435,14 @@ class OwnFile:
         return buf
 
     def _read_chunk(self, col, chunk, rows):
-        codec, nv, off, csize, usize = chunk
+        codec, nv, off, csize, usize, has_dict = chunk
         is_list = col.max_rep > 0
         if usize > 256 * csize + 4096:  # (LZ4 expands 255 times at most)
             raise _Damage(f"{usize} bytes said to decompress from {csize}")
         if is_list:
-            if nv < rows or nv > rows + usize // 8:  # (a row holds >= 1 level; an element 8 bytes)
+            # (a row holds >= 1 level; a PLAIN element 8 bytes; a dictionary-encoded one may
+            # take no byte at all, but a row group's elements fit pyarrow's int32 list offsets)
+            if nv < rows or nv > rows + (MAX_ROWS if has_dict else usize // 8):
                 raise _Damage(f"{nv} levels for {rows} rows")
         buf = self._read(off, csize)
         mv = memoryview(buf)[:csize]
@@ -437,7 +454,9 @@ class OwnFile:
         pos = 0
         n_lev = 0  # levels decoded
         n_val = 0  # values stored
+        n_dict = -1  # the dictionary's size (-1: no dictionary page read)
         while pos < csize:
+            first = pos == 0
             h, pos = _struct(mv, pos, csize, 0, _PAGE_HEADER)
             ptype = h.get(1)
             psize = h.get(2)
@@ -454,9 +473,11 @@ class OwnFile:
                 pnv = d.get(1)
                 if not isinstance(pnv, int) or not 0 <= pnv <= nv - n_lev:
                     raise _Damage("more levels than the column chunk holds")
-                if d.get(2) != _ENC_PLAIN or (col.max_def and d.get(3) != _ENC_RLE) or (
-                        col.max_rep and d.get(4) != _ENC_RLE):
-                    raise _Damage("page encoding other than PLAIN/RLE")
+                enc = d.get(2)
+                if (enc != _ENC_PLAIN and (n_dict < 0 or enc not in _DICT_ENCODINGS)) or (
+                        col.max_def and d.get(3) != _ENC_RLE) or (col.max_rep and d.get(4) != _ENC_RLE):
+                    raise _Damage("page encoding other than PLAIN/RLE (or dictionary indices "
+                                  "without a dictionary)")
                 if codec == _LZ4_RAW:
                     if self._scratch.shape[0] < psize:
                         self._scratch = np.empty(max(psize, self._scratch.shape[0] * 5 // 4), np.uint8)
@@ -474,9 +495,12 @@ class OwnFile:
                     s = self._levels_v1(src, s, e, rep, n_lev, pnv, col.max_rep, -1)[0]
                 if col.max_def:
                     s, n_at = self._levels_v1(src, s, e, dl, n_lev, pnv, col.max_def, col.max_def)
-                if e - s != 8 * n_at:
+                if enc != _ENC_PLAIN:
+                    self._indices(src, s, e, n_dict, vals, n_val, n_at)
+                elif e - s != 8 * n_at:
                     raise _Damage(f"{e - s} bytes of values for {n_at} values")
-                vbytes[8 * n_val:8 * (n_val + n_at)] = src[s:e]
+                else:
+                    vbytes[8 * n_val:8 * (n_val + n_at)] = src[s:e]
             elif ptype == _DATA_PAGE_V2:
                 d = h.get(8)
                 if not isinstance(d, dict):
@@ -489,8 +513,10 @@ class OwnFile:
                 if not (isinstance(dlen, int) and isinstance(rlen, int) and 0 <= dlen and 0 <= rlen
                         and dlen + rlen <= min(pcsize, psize)):
                     raise _Damage("level sizes out of range")
-                if d.get(4) != _ENC_PLAIN:
-                    raise _Damage("page encoding other than PLAIN")
+                enc = d.get(4)
+                if enc != _ENC_PLAIN and (n_dict < 0 or enc not in _DICT_ENCODINGS):
+                    raise _Damage("page encoding other than PLAIN (or dictionary indices "
+                                  "without a dictionary)")
                 s = p0
                 n_at = pnv
                 if col.max_rep:
@@ -504,9 +530,21 @@ class OwnFile:
                     raise _Damage("definition levels in a required column")
                 s += dlen
                 want = 8 * n_at
-                if psize - rlen - dlen != want:
+                if enc != _ENC_PLAIN:  # (indices, compressed or not, then the values they name)
+                    isize = psize - rlen - dlen
+                    if codec == _LZ4_RAW and d.get(7, True) is not False:
+                        if self._scratch.shape[0] < isize:
+                            self._scratch = np.empty(max(isize, self._scratch.shape[0] * 5 // 4), np.uint8)
+                        if KP.pq_lz4_raw(buf, s, p1, self._scratch, 0, isize) != isize:
+                            raise _Damage("LZ4 data does not decode to the page's size")
+                        self._indices(self._scratch, 0, isize, n_dict, vals, n_val, n_at)
+                    else:
+                        if p1 - s != isize:
+                            raise _Damage("uncompressed page with two sizes")
+                        self._indices(buf, s, p1, n_dict, vals, n_val, n_at)
+                elif psize - rlen - dlen != want:
                     raise _Damage(f"{psize - rlen - dlen} bytes of values for {n_at} values")
-                if codec == _LZ4_RAW and d.get(7, True) is not False:
+                elif codec == _LZ4_RAW and d.get(7, True) is not False:
                     got = KP.pq_lz4_raw(buf, s, p1, vbytes, 8 * n_val, 8 * n_val + want)
                     if got != want:
                         raise _Damage("LZ4 data does not decode to the page's size")
@@ -514,8 +552,11 @@ class OwnFile:
                     if p1 - s != want:
                         raise _Damage("uncompressed page with two sizes")
                     vbytes[8 * n_val:8 * n_val + want] = buf[s:p1]
+            elif ptype == _DICTIONARY_PAGE and has_dict and first:
+                n_dict = self._dictionary(h, buf, p0, p1, psize, codec)
+                continue
             else:
-                raise _Damage(f"page type {ptype} (only data pages expected)")
+                raise _Damage(f"page type {ptype} (only data pages, after one dictionary page, expected)")
             n_lev += pnv
             n_val += n_at
         if n_lev != nv:
@@ -545,6 +586,35 @@ class OwnFile:
             return out, valid
         return vals, None
 
+    def _dictionary(self, h, buf, p0, p1, psize, codec):
+        """Read a dictionary page (PLAIN values) into self._dict; returns its size."""
+        d = h.get(7)
+        if not isinstance(d, dict):
+            raise _Damage("dictionary page without its header")
+        n = d.get(1)
+        if not isinstance(n, int) or not 0 <= n <= MAX_ROWS or psize != 8 * n:
+            raise _Damage("dictionary size out of range")
+        if d.get(2) not in (_ENC_PLAIN, _ENC_PLAIN_DICT):  # (PLAIN_DICTIONARY: PLAIN, as named by v1 writers)
+            raise _Damage("dictionary encoding other than PLAIN")
+        if self._dict.shape[0] < n:
+            self._dict = np.empty(max(n, self._dict.shape[0] * 5 // 4), np.int64)
+        dbytes = self._dict.view(np.uint8)
+        if codec == _LZ4_RAW:  # (a dictionary page is compressed whole, in v1 and v2 alike)
+            if KP.pq_lz4_raw(buf, p0, p1, dbytes, 0, psize) != psize:
+                raise _Damage("LZ4 data does not decode to the page's size")
+        else:
+            if p1 - p0 != psize:
+                raise _Damage("uncompressed page with two sizes")
+            dbytes[:psize] = buf[p0:p1]
+        return n
+
+    def _indices(self, src, s, e, n_dict, vals, at, count):
+        """Dictionary indices src[s:e] (bit width, RLE/bit-packed) -> vals[at:at + count]."""
+        st = KP.pq_dict_gather(src, s, e, self._dict, n_dict, vals.view(np.int64), at, count)
+        if st < 0:
+            raise _Damage("dictionary indices do not decode" if st != KP.PQ_ERR_DICT_INDEX
+                          else "a dictionary index past the dictionary (or a bad bit width)")
+
     @staticmethod
     def _levels_v1(src, s, e, out, at, count, max_level, at_level):
         """v1: a 4-byte length, then the RLE levels. Returns (end, n at at_level)."""
@@ -565,6 +635,13 @@ class OwnFile:
         if st < 0:
             raise _Damage("level data does not decode")
         return n_at
+
+
+# Decoded footers by file identity (device, inode, size, mtime), or None for a file this
+# module does not read: a run opens an input for its layout and once per pass, and the
+# footer of a large cache takes milliseconds of Python to decode (~17 ms for ctr's 123 row
+# groups). OwnFile only reads the decoded footer.
+_FOOTERS: dict = {}
 
 
 def open_own(path) -> OwnFile | None:
@@ -590,13 +667,23 @@ def open_own(path) -> OwnFile | None:
         if n < 2 or n > MAX_FOOTER or n > size - 12:
             return None
         start = size - 8 - n
-        raw = os.pread(fd, n, start)
-        if len(raw) != n:
-            return None
-        meta, end = _struct(raw, 0, n, 0, _FILE_META)
-        if end != n:
-            return None
+        key = (st.st_dev, st.st_ino, size, st.st_mtime_ns)
+        if key in _FOOTERS:
+            if _FOOTERS[key] is None:
+                return None
+            meta = _FOOTERS[key]
+        else:
+            raw = os.pread(fd, n, start)
+            if len(raw) != n:
+                return None
+            meta, end = _struct(raw, 0, n, 0, _FILE_META)
+            if end != n:
+                return None
+            if len(_FOOTERS) >= 64:
+                _FOOTERS.clear()
+            _FOOTERS[key] = None  # (until it proves to be a file this module reads)
         f = OwnFile(os.fspath(path), fd, start, meta)
+        _FOOTERS[key] = meta
         ok = True
         return f
     except (_Reject, _Damage, OSError, RecursionError):
