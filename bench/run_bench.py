@@ -325,14 +325,16 @@ def build_vw_cache(vw, ds, bits, wd):
 def build_parquet(ftrl, ds, py):
     """ftrl's sparse Parquet cache of this file (CACHE/data/parquet/<name>.parquet, default codec);
     not timed.  Keyed by the .svm's size and mtime (a sidecar .json), like the VW cache, and by
-    the writer's source (ftrl_cli/readers/parquet_sparse.py): a cache written by an older layout
-    (say, before one-hot rows became null values lists) would time that layout, not today's."""
+    the writer's source (ftrl_cli/readers/parquet_sparse.py, and parquet_own.py's WRITER_OPTIONS):
+    a cache written by an older layout (say, before one-hot rows became null values lists)
+    would time that layout, not today's."""
     svm = Path(ds["svm"])
     pq = svm.parent / "parquet" / (svm.stem + ".parquet")
     info_path = Path(str(pq) + ".json")
     st = svm.stat()
-    writer = HERE.parent / "ftrl_cli" / "readers" / "parquet_sparse.py"
-    sig = [st.st_size, st.st_mtime_ns, hashlib.sha256(writer.read_bytes()).hexdigest()[:16]]
+    readers = HERE.parent / "ftrl_cli" / "readers"
+    writer = b"".join((readers / f).read_bytes() for f in ("parquet_sparse.py", "parquet_own.py"))
+    sig = [st.st_size, st.st_mtime_ns, hashlib.sha256(writer).hexdigest()[:16]]
     if pq.exists() and info_path.exists():
         info = json.loads(info_path.read_text())
         if info.get("svm_sig") == sig:
