@@ -183,10 +183,7 @@ def own_file(path):
         return None
     from .parquet_own import open_own
 
-    try:
-        return open_own(path)
-    except OSError:
-        return None
+    return open_own(path)  # (None for a file it cannot open or does not read)
 
 
 def _own_columns(f, label, indices, values, weight):
